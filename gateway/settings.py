@@ -1,0 +1,317 @@
+"""Configuration: pydantic models for the YAML file, ``${VAR}`` interpolation and loading.
+
+Every model forbids unknown keys and is frozen, so a typo stops the program at start-up with the
+YAML path of the problem (``teams[0].budget.usd: ...``) instead of being silently ignored. Money is
+given in USD floats here and converted to integer micro-dollars by the code that uses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEMO_KEY = "sk-gateway-demo"
+DEMO_ADMIN_KEY = "sk-gateway-admin-demo"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the YAML path of each problem."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(default=4000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    admin_keys: list[str] = Field(default_factory=list)
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    #: How long a graceful shutdown waits for in-flight requests and streams.
+    shutdown_grace_s: float = Field(default=30.0, ge=0)
+
+    @field_validator("admin_keys")
+    @classmethod
+    def _no_empty_keys(cls, v: list[str]) -> list[str]:
+        return _check_keys(v)
+
+
+class StoresSettings(_Model):
+    budgets: str = "memory://"
+    logs: str = "sqlite:///./data/gateway.db"
+    #: Bound on every budget-store call, so a frozen store never hangs a request.
+    budget_timeout_s: float = Field(default=0.25, gt=0)
+    #: Records waiting for the background writer; beyond it records are dropped and counted.
+    log_queue_size: int = Field(default=10000, ge=1)
+    log_batch_size: int = Field(default=500, ge=1)
+
+    @field_validator("budgets")
+    @classmethod
+    def _budget_scheme(cls, v: str) -> str:
+        if not v.startswith(("memory://", "sqlite://", "redis://", "rediss://")):
+            raise ValueError("must start with memory://, sqlite:// or redis://")
+        return v
+
+    @field_validator("logs")
+    @classmethod
+    def _log_scheme(cls, v: str) -> str:
+        if not v.startswith(("sqlite://", "postgresql://", "postgres://")):
+            raise ValueError("must start with sqlite:// or postgresql://")
+        return v
+
+
+class Price(_Model):
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
+
+
+class ModelSettings(_Model):
+    name: str = Field(min_length=1)
+    provider: str = Field(min_length=1)
+    model: str | None = None
+    api_base: str | None = None
+    api_key: str | None = None
+    price: Price | None = None
+    timeout_s: float = Field(default=60.0, gt=0)
+    #: Output tokens assumed for a budget estimate when the request sets no max_tokens.
+    default_max_tokens: int | None = Field(default=None, ge=1)
+    #: Embeddings models are listed by /v1/models too; this only documents intent.
+    mode: Literal["chat", "embedding"] | None = None
+
+    @property
+    def upstream_model(self) -> str:
+        return self.model or self.name
+
+
+Period = Literal["day", "week", "month", "total"]
+
+
+class BudgetSettings(_Model):
+    usd: float | None = Field(default=None, ge=0)
+    tokens: int | None = Field(default=None, ge=0)
+    period: Period = "month"
+    alert_at: list[float] = Field(default_factory=list)
+    alert_webhook: str | None = None
+
+    @field_validator("alert_at")
+    @classmethod
+    def _fractions(cls, v: list[float]) -> list[float]:
+        for x in v:
+            if not 0 < x <= 1.0:
+                raise ValueError("thresholds are fractions in (0, 1]")
+        return sorted(set(v))
+
+
+class LimitsSettings(_Model):
+    rpm: int | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+
+
+class KeySettings(_Model):
+    """A key with its own name, budget and limits inside a team (keys may also be plain strings)."""
+
+    key: str = Field(min_length=1)
+    name: str | None = None
+    budget: BudgetSettings | None = None
+    limits: LimitsSettings | None = None
+
+
+class TeamSettings(_Model):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    keys: list[str | KeySettings] = Field(default_factory=list)
+    reviewer_keys: list[str] = Field(default_factory=list)
+    models: list[str] | None = None
+    budget: BudgetSettings | None = None
+    limits: LimitsSettings | None = None
+    policy: str | None = None
+    on_store_error: Literal["deny", "allow"] = "deny"
+
+    @field_validator("reviewer_keys")
+    @classmethod
+    def _no_empty_reviewer_keys(cls, v: list[str]) -> list[str]:
+        return _check_keys(v)
+
+    @field_validator("keys")
+    @classmethod
+    def _no_empty_team_keys(cls, v: list[str | KeySettings]) -> list[str | KeySettings]:
+        _check_keys([k if isinstance(k, str) else k.key for k in v])
+        return v
+
+
+class Settings(_Model):
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    stores: StoresSettings = Field(default_factory=StoresSettings)
+    policies_dir: str = "./policies"
+    models: list[ModelSettings] = Field(default_factory=list)
+    teams: list[TeamSettings] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _cross_check(self) -> Settings:
+        names = [m.name for m in self.models]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"models: duplicate model names {sorted(dup)}")
+        teams = [t.name for t in self.teams]
+        dup = {n for n in teams if teams.count(n) > 1}
+        if dup:
+            raise ValueError(f"teams: duplicate team names {sorted(dup)}")
+        for i, team in enumerate(self.teams):
+            for m in team.models or []:
+                if m not in names:
+                    raise ValueError(f"teams[{i}].models: unknown model {m!r}")
+        seen: dict[str, str] = {}
+        for where, key in self._all_keys():
+            digest = key_digest(key)
+            if digest in seen:
+                raise ValueError(f"{where}: the same key is also used at {seen[digest]}")
+            seen[digest] = where
+        return self
+
+    def _all_keys(self) -> list[tuple[str, str]]:
+        out = [(f"server.admin_keys[{i}]", k) for i, k in enumerate(self.server.admin_keys)]
+        for t, team in enumerate(self.teams):
+            for i, k in enumerate(team.keys):
+                out.append((f"teams[{t}].keys[{i}]", k if isinstance(k, str) else k.key))
+            for i, k in enumerate(team.reviewer_keys):
+                out.append((f"teams[{t}].reviewer_keys[{i}]", k))
+        return out
+
+    def model(self, name: str) -> ModelSettings | None:
+        for m in self.models:
+            if m.name == name:
+                return m
+        return None
+
+
+def _check_keys(keys: list[str]) -> list[str]:
+    for k in keys:
+        if not k.strip():
+            raise ValueError("a key is empty (is its environment variable set?)")
+        if k.startswith("sha256:") and not re.fullmatch(r"sha256:[0-9a-f]{64}", k):
+            raise ValueError("a sha256: key must be followed by 64 lowercase hex digits")
+    return keys
+
+
+def key_digest(key: str) -> str:
+    """The hex SHA-256 under which a key is stored; ``sha256:<hex>`` keys are already digests."""
+    if key.startswith("sha256:"):
+        return key[len("sha256:"):]
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def interpolate(text: str, env: Mapping[str, str]) -> str:
+    """Replace ``${VAR}`` and ``${VAR:-default}``; an unset variable without default is an error."""
+    missing: list[str] = []
+
+    def repl(m: re.Match[str]) -> str:
+        name, default = m.group(1), m.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        missing.append(name)
+        return ""
+
+    out = _VAR.sub(repl, text)
+    if missing:
+        raise ConfigError(
+            "environment variables not set: " + ", ".join(sorted(set(missing)))
+        )
+    return out
+
+
+def _format_loc(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part in ("str", "KeySettings") or part.startswith(("function-", "literal")):
+            continue
+        else:
+            path += f".{part}" if path else str(part)
+    return path or "(top level)"
+
+
+def parse_settings(data: Any) -> Settings:
+    """Validate a parsed YAML document, raising ConfigError with YAML paths."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError("(top level): the configuration must be a mapping")
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            lines.append(f"{_format_loc(tuple(err['loc']))}: {err['msg']}")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(dict.fromkeys(lines))) from None
+
+
+def load_settings(path: str | Path, env: Mapping[str, str] | None = None) -> Settings:
+    """Read, interpolate and validate a YAML configuration file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {p}: {exc.strerror}") from None
+    text = interpolate(text, os.environ if env is None else env)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+    settings = parse_settings(data)
+    # Relative paths in the file are relative to the file, not to the working directory.
+    return settings.model_copy(
+        update={"policies_dir": str((p.parent / settings.policies_dir).resolve())}
+        if not Path(settings.policies_dir).is_absolute() else {}
+    )
+
+
+def default_settings() -> Settings:
+    """The embedded defaults of ``make run``: the mock model, a demo team, SQLite under ./data."""
+    return parse_settings({
+        "server": {"admin_keys": [os.environ.get("GATEWAY_ADMIN_KEY", DEMO_ADMIN_KEY)]},
+        "models": [
+            {"name": "mock", "provider": "mock", "price": {"input_per_mtok": 0.15,
+                                                           "output_per_mtok": 0.60}},
+            {"name": "mock-embedding", "provider": "mock", "mode": "embedding",
+             "price": {"input_per_mtok": 0.02, "output_per_mtok": 0.0}},
+        ],
+        "teams": [{"name": "demo", "keys": [os.environ.get("GATEWAY_DEMO_KEY", DEMO_KEY)],
+                   "budget": {"usd": 10.0, "period": "month"}}],
+    })
+
+
+def masked(settings: Settings) -> dict[str, Any]:
+    """The resolved configuration with every secret replaced, for ``check-config``."""
+    data = settings.model_dump(mode="json")
+
+    def mask(v: str) -> str:
+        return v if v.startswith("sha256:") else f"***{v[-4:]}" if len(v) > 12 else "***"
+
+    data["server"]["admin_keys"] = [mask(k) for k in data["server"]["admin_keys"]]
+    for m in data["models"]:
+        if m.get("api_key"):
+            m["api_key"] = mask(m["api_key"])
+    for t in data["teams"]:
+        t["keys"] = [mask(k) if isinstance(k, str) else {**k, "key": mask(k["key"])}
+                     for k in t["keys"]]
+        t["reviewer_keys"] = [mask(k) for k in t["reviewer_keys"]]
+    data["stores"]["budgets"] = _mask_url(data["stores"]["budgets"])
+    data["stores"]["logs"] = _mask_url(data["stores"]["logs"])
+    return data
+
+
+def _mask_url(url: str) -> str:
+    return re.sub(r"(//[^:/@]+):[^@/]+@", r"\1:***@", url)

@@ -1,0 +1,112 @@
+"""The log store interface: request records, API keys made at run time, spend queries.
+
+Two backends implement it (``logs_sqlite.py``, the embedded default, and ``logs_postgres.py``
+for durable logs at scale) and one contract suite (``tests/test_log_store_contract.py``) runs
+against both. ``open_log_store(url)`` picks the backend from the URL scheme.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from gateway.records import RequestRecord
+
+GroupBy = Literal["model", "key", "day", "team"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    """A key created with POST /admin/keys; only the SHA-256 of the secret is ever stored."""
+
+    id: str
+    team: str
+    name: str
+    key_hash: str  # hex sha256 of the secret
+    created_at: float
+    revoked_at: float | None = None
+
+    def public(self) -> dict[str, Any]:
+        return {"id": self.id, "team": self.team, "name": self.name,
+                "created_at": self.created_at, "revoked_at": self.revoked_at,
+                "revoked": self.revoked_at is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class RequestQuery:
+    team: str | None = None
+    flagged: bool | None = None
+    limit: int = 50
+    cursor: str | None = None  # opaque; from a previous Page.next_cursor
+
+
+@dataclass(frozen=True, slots=True)
+class SpendQuery:
+    team: str | None = None
+    group_by: GroupBy = "model"
+    since: float | None = None  # unix seconds, inclusive
+    until: float | None = None  # unix seconds, exclusive
+
+
+@dataclass(frozen=True, slots=True)
+class SpendRow:
+    group: str
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost_micros: int
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+class LogStore(Protocol):
+    """Where request records and run-time keys live. Every method may raise on store failure."""
+
+    async def open(self) -> None:
+        """Connect and create the schema if needed (idempotent, safe on several replicas)."""
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise if the store cannot answer (used by /readyz)."""
+
+    async def write_records(self, records: Sequence[RequestRecord]) -> None:
+        """Insert a batch; a record whose request_id exists already is ignored."""
+
+    async def query_requests(self, query: RequestQuery) -> Page:
+        """Records newest first, as ``RequestRecord.as_row()`` dicts, with cursor pagination."""
+
+    async def spend(self, query: SpendQuery) -> list[SpendRow]:
+        """Totals grouped by model alias, key id, UTC day (YYYY-MM-DD) or team; largest cost first.
+
+        Records with status >= 400 and zero cost still count as requests.
+        """
+
+    async def create_key(self, key: StoredKey) -> None: ...
+
+    async def find_key(self, key_hash: str) -> StoredKey | None:
+        """The key with this hash, revoked or not; None when unknown."""
+
+    async def list_keys(self, team: str | None) -> list[StoredKey]:
+        """Newest first; all teams when team is None."""
+
+    async def revoke_key(self, key_id: str, at: float) -> StoredKey | None:
+        """Mark revoked; returns the key (None if unknown). Revoking twice keeps the first time."""
+
+
+def open_log_store(url: str) -> LogStore:
+    """Build (not yet open) the backend named by the URL scheme."""
+    if url.startswith("sqlite://"):
+        from gateway.stores.logs_sqlite import SqliteLogStore
+
+        return SqliteLogStore(url)
+    if url.startswith(("postgresql://", "postgres://")):
+        from gateway.stores.logs_postgres import PostgresLogStore
+
+        return PostgresLogStore(url)
+    raise ValueError(f"unsupported log store URL scheme: {url.split(':', 1)[0]}")
