@@ -7,6 +7,7 @@ exception classes. The table below is the whole contract (CONTRACT.md section 5)
     GatewayError
     ├── AuthenticationFailed      401 authentication_error   invalid_api_key
     ├── ModelNotAllowed           403 permission_error       model_not_allowed
+    ├── Forbidden                 403 permission_error       forbidden      (admin-only actions)
     ├── ModelNotFound             404 invalid_request_error  model_not_found
     ├── InvalidRequest            400 invalid_request_error  invalid_request
     ├── RequestTooLarge           413 invalid_request_error  request_too_large
@@ -71,6 +72,12 @@ class ModelNotAllowed(GatewayError):
     status = 403
     type = "permission_error"
     code = "model_not_allowed"
+
+
+class Forbidden(GatewayError):
+    status = 403
+    type = "permission_error"
+    code = "forbidden"
 
 
 class ModelNotFound(GatewayError):

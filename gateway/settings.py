@@ -255,7 +255,8 @@ def parse_settings(data: Any) -> Settings:
         lines = []
         for err in exc.errors():
             lines.append(f"{_format_loc(tuple(err['loc']))}: {err['msg']}")
-        raise ConfigError("invalid configuration:\n  " + "\n  ".join(dict.fromkeys(lines))) from None
+        text = "\n  ".join(dict.fromkeys(lines))
+        raise ConfigError(f"invalid configuration:\n  {text}") from None
 
 
 def load_settings(path: str | Path, env: Mapping[str, str] | None = None) -> Settings:

@@ -8,7 +8,7 @@ upstream model) into a ``Completion`` or a stream of OpenAI chunk payloads. Prov
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -55,7 +55,7 @@ class Provider(Protocol):
     async def complete(self, call: UpstreamCall) -> Completion:
         """Chat, legacy completion or embeddings, answered in one piece."""
 
-    def stream(self, call: UpstreamCall) -> AsyncIterator[bytes]:
+    def stream(self, call: UpstreamCall) -> AsyncGenerator[bytes, None]:
         """Yield each SSE event's JSON payload (bytes, without ``data: ``), in order.
 
         The iterator ends at the upstream's ``[DONE]`` (not yielded). Closing it early (the

@@ -1,0 +1,85 @@
+"""The ``gateway`` command: ``serve`` and ``check-config``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import orjson
+import yaml
+
+from gateway.settings import (
+    DEMO_ADMIN_KEY,
+    DEMO_KEY,
+    ConfigError,
+    Settings,
+    default_settings,
+    load_settings,
+    masked,
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gateway", description="LLM guardrail gateway")
+    sub = p.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the gateway")
+    serve.add_argument("--config", help="YAML configuration (default: embedded demo defaults)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int)
+    check = sub.add_parser("check-config", help="validate a configuration and print it")
+    check.add_argument("path")
+    check.add_argument("--json", action="store_true", help="print JSON instead of YAML")
+    return p
+
+
+def _load(path: str | None) -> Settings:
+    return load_settings(path) if path else default_settings()
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = _load(args.config)
+    host = args.host or settings.server.host
+    port = args.port if args.port is not None else settings.server.port
+    workers = args.workers or settings.server.workers
+    if args.config:
+        os.environ["GATEWAY_CONFIG"] = os.path.abspath(args.config)
+    else:
+        os.environ.pop("GATEWAY_CONFIG", None)
+        print(f"gateway: serving the built-in 'mock' model at http://{host}:{port}/v1\n"
+              f"  demo key:  {os.environ.get('GATEWAY_DEMO_KEY', DEMO_KEY)}\n"
+              f"  admin key: {os.environ.get('GATEWAY_ADMIN_KEY', DEMO_ADMIN_KEY)}\n"
+              f"  try: curl http://{host}:{port}/v1/chat/completions "
+              f"-H 'Authorization: Bearer {DEMO_KEY}' -H 'Content-Type: application/json' "
+              """-d '{"model":"mock","messages":[{"role":"user","content":"hello"}]}'""",
+              flush=True)
+    uvicorn.run("gateway.app:app_from_env", factory=True, host=host, port=port,
+                workers=workers, loop="uvloop", http="httptools", access_log=False,
+                log_level="info", timeout_graceful_shutdown=int(settings.server.shutdown_grace_s),
+                proxy_headers=False, server_header=False)
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    settings = load_settings(args.path)
+    data = masked(settings)
+    if args.json:
+        sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        sys.stdout.write(yaml.safe_dump(data, sort_keys=False))
+    print(f"# {args.path}: OK", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        return _check(args)
+    except ConfigError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 1

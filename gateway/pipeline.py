@@ -1,0 +1,148 @@
+"""The request path of /v1/chat/completions, /v1/completions and /v1/embeddings, top to bottom.
+
+The order of the steps is the spec: authenticate (401), read and validate the body (413/400),
+resolve the model (404/403), reserve the budget (429/503), call the provider (502/504), settle.
+Every request ends as one record, refused or served; every hold is settled or released. A stream
+hands its hold and record to ``StreamRelay``, which settles them when the stream ends.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.auth import Principal, bearer_key
+from gateway.bodies import VALIDATORS, read_json
+from gateway.budget import Hold
+from gateway.errors import GatewayError, ModelNotAllowed, ModelNotFound, error_code_of
+from gateway.providers.base import Completion, Endpoint, UpstreamCall, Usage
+from gateway.records import RequestRecord
+from gateway.relay import StreamRelay
+from gateway.services import Services
+from gateway.settings import ModelSettings
+from gateway.streaming import SSEResponse
+from gateway.tokens import count_text
+
+JSON = "application/json"
+
+
+def request_id_of(request: Request) -> str:
+    rid = request.headers.get("x-request-id")
+    if rid and len(rid) <= 128 and rid.isprintable():
+        return rid
+    return f"req_{uuid.uuid4().hex}"
+
+
+def resolve_model(s: Services, principal: Principal, name: str) -> ModelSettings:
+    model = s.models.get(name)
+    if model is None:
+        raise ModelNotFound(f"The model '{name}' does not exist.", param="model")
+    team = principal.team
+    if team is not None and team.models is not None and name not in team.models:
+        raise ModelNotAllowed(f"Team '{team.name}' may not use the model '{name}'.",
+                              param="model")
+    return model
+
+
+def _upstream_body(body: dict[str, Any], model: ModelSettings, endpoint: Endpoint
+                   ) -> tuple[dict[str, Any], bool]:
+    """The body the upstream gets, and whether the client itself asked for a usage chunk."""
+    out = dict(body)
+    out["model"] = model.upstream_model
+    wants_usage = False
+    if endpoint != "embeddings" and body.get("stream"):
+        opts = body.get("stream_options")
+        wants_usage = isinstance(opts, dict) and bool(opts.get("include_usage"))
+        # The gateway always needs the usage for billing; it strips the chunk if not asked.
+        out["stream_options"] = {**(opts if isinstance(opts, dict) else {}),
+                                 "include_usage": True}
+    return out, wants_usage
+
+
+async def handle(s: Services, request: Request, endpoint: Endpoint) -> Response | SSEResponse:
+    rid = request_id_of(request)
+    request.state.request_id = rid
+    record = RequestRecord(rid, time.time(), endpoint)
+    hold: Hold | None = None
+    handed_off = False
+    try:
+        principal = await s.auth.authenticate(bearer_key(request.headers.get("authorization")))
+        record.team, record.key_id = principal.team_name, principal.key_id
+        body = await read_json(request, s.settings.server.max_body_bytes)
+        name = VALIDATORS[endpoint](body)
+        record.model = name
+        model = resolve_model(s, principal, name)
+        record.upstream_model, record.provider = model.upstream_model, model.provider
+        record.stream = bool(body.get("stream"))
+        estimate = s.pricing.estimate(model, endpoint, body)
+        hold = await s.budgets.reserve(principal, estimate)
+        upstream_body, wants_usage = _upstream_body(body, model, endpoint)
+        call = UpstreamCall(endpoint, upstream_body, model, rid)
+        provider = s.provider_for(model)
+        started = time.perf_counter()
+        if record.stream:
+            upstream = provider.stream(call)
+            try:
+                first = await anext(upstream, None)  # errors before any byte are HTTP errors
+            except BaseException:
+                await upstream.aclose()
+                raise
+            if first is None:
+                first = b"{}"
+            relay = StreamRelay(s, model, hold, record, estimate, first,
+                                upstream,
+                                client_wants_usage=wants_usage, upstream_started=started)
+            handed_off = True
+            return SSEResponse(relay, {"x-request-id": rid, **hold.headers()})
+        result = await provider.complete(call)
+        record.upstream_ms = (time.perf_counter() - started) * 1e3
+        return await _answer(s, model, hold, record, estimate.prompt_tokens, result)
+    except GatewayError as exc:
+        record.finish(exc.http_status(), error_code_of(exc))
+        raise
+    except BaseException:
+        record.finish(500, "internal_error")
+        raise
+    finally:
+        if not handed_off:
+            if hold is not None:
+                await hold.release()  # idempotent: a settled hold ignores it
+            s.submit(record)
+
+
+async def _answer(s: Services, model: ModelSettings, hold: Hold, record: RequestRecord,
+                  estimated_prompt: int, result: Completion) -> Response:
+    usage = result.usage
+    if usage is None:
+        usage = Usage(estimated_prompt, _count_output(result.data, model))
+        record.usage_estimated = True
+    cost = s.pricing.cost(model, usage)
+    await hold.settle(cost, usage.total_tokens)
+    record.prompt_tokens, record.completion_tokens = usage.prompt_tokens, usage.completion_tokens
+    record.cost_micros = cost
+    choices = result.data.get("choices")
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        record.finish_reason = choices[0].get("finish_reason")
+    record.finish(200)
+    headers = {"x-request-id": record.request_id, "x-gateway-cost-usd": f"{cost / 1e6:.6f}",
+               **hold.headers()}
+    body = result.raw if result.raw is not None else orjson.dumps(result.data)
+    return Response(body, media_type=JSON, headers=headers)
+
+
+def _count_output(data: dict[str, Any], model: ModelSettings) -> int:
+    """Completion tokens of an answer whose upstream reported no usage."""
+    total = 0
+    for choice in data.get("choices") or ():
+        if not isinstance(choice, dict):
+            continue
+        message = choice.get("message")
+        text = message.get("content") if isinstance(message, dict) else choice.get("text")
+        if isinstance(text, str):
+            total += count_text(text, model.upstream_model)
+    return total

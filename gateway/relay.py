@@ -1,0 +1,191 @@
+"""Relaying one upstream stream to the client: usage, metering against the hold, and settlement.
+
+Frames are passed on as they arrive (never buffered). Each chunk is parsed once to learn its
+text, finish reason and usage. Output is metered against the budget hold *before* a chunk is
+sent: a chunk's UTF-8 byte length bounds its token count from above, so the exact (tiktoken)
+count is only taken when that bound says the hold might be outgrown. When the hold cannot be
+topped up, the stream ends with ``finish_reason: "length"``. ``finish()`` settles the hold and
+submits the record exactly once, whatever happened: completion, upstream failure, client gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from gateway.errors import GatewayError, UpstreamError, error_code_of
+from gateway.providers.base import Usage, parse_usage
+from gateway.streaming import DONE, event
+from gateway.tokens import count_text
+
+if TYPE_CHECKING:
+    from gateway.budget import Estimate, Hold
+    from gateway.records import RequestRecord
+    from gateway.services import Services
+    from gateway.settings import ModelSettings
+
+log = logging.getLogger("gateway.relay")
+
+
+class StreamRelay:
+    def __init__(self, services: Services, model: ModelSettings, hold: Hold, record: RequestRecord,
+                 estimate: Estimate, first: bytes, upstream: AsyncGenerator[bytes, None], *,
+                 client_wants_usage: bool, upstream_started: float) -> None:
+        self._s = services
+        self._model = model
+        self._hold = hold
+        self._record = record
+        self._estimate = estimate
+        self._first = first
+        self._upstream = upstream
+        self._wants_usage = client_wants_usage
+        self._upstream_started = upstream_started
+        self._usage: Usage | None = None
+        self._counted_tokens = 0  # exact count of text already metered
+        self._pending: list[str] = []  # text received but not yet counted exactly
+        self._pending_bytes = 0
+        self._last: dict[str, Any] = {}
+        self._completed = False
+        self._finished = False
+        self._error: GatewayError | None = None
+        self._truncated = False
+
+    # -- frames ---------------------------------------------------------------------------
+
+    async def frames(self) -> AsyncIterator[bytes]:
+        try:
+            payload: bytes | None = self._first
+            while payload is not None:
+                out = await self._process(payload)
+                if self._truncated:
+                    yield self._length_frame()
+                    break
+                if out is not None:
+                    if self._record.ttft_ms is None:
+                        self._record.ttft_ms = (time.perf_counter() - self._record.started) * 1e3
+                    yield out
+                payload = await anext(self._upstream, None)
+            self._completed = True
+            yield DONE
+        except GatewayError as exc:
+            self._error = exc
+            yield event(exc.body_bytes())
+            yield DONE
+        finally:
+            await self._upstream.aclose()
+
+    async def _process(self, payload: bytes) -> bytes | None:
+        try:
+            obj = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            raise UpstreamError("The upstream sent an event that is not valid JSON.") from None
+        if not isinstance(obj, dict):
+            raise UpstreamError("The upstream sent an event that is not a JSON object.")
+        if obj.get("error"):
+            err = obj["error"]
+            msg = err.get("message") if isinstance(err, dict) else str(err)
+            raise UpstreamError(f"The upstream failed mid-stream: {msg}")
+        self._last = obj
+        usage = parse_usage(obj.get("usage"))
+        choices = obj.get("choices") or ()
+        if usage is not None:
+            self._usage = usage
+            if not choices and not self._wants_usage:
+                return None  # we asked for the usage chunk; the client did not
+        for choice in choices:
+            self._take_choice(choice)
+        if self._pending_bytes and not await self._meter():
+            self._truncated = True
+            return None
+        return event(payload)
+
+    def _take_choice(self, choice: Any) -> None:
+        if not isinstance(choice, dict):
+            return
+        if choice.get("finish_reason"):
+            self._record.finish_reason = str(choice["finish_reason"])
+        delta = choice.get("delta")
+        text = delta.get("content") if isinstance(delta, dict) else choice.get("text")
+        if isinstance(text, str) and text:
+            self._add_text(text)
+        if isinstance(delta, dict):
+            for call in delta.get("tool_calls") or ():
+                fn = call.get("function") if isinstance(call, dict) else None
+                if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
+                    self._add_text(fn["arguments"])
+
+    def _add_text(self, text: str) -> None:
+        self._pending.append(text)
+        self._pending_bytes += len(text.encode())
+
+    def _count_pending(self) -> None:
+        if self._pending:
+            self._counted_tokens += count_text("".join(self._pending), self._model.upstream_model)
+            self._pending.clear()
+            self._pending_bytes = 0
+
+    async def _meter(self) -> bool:
+        """Keep the hold ahead of the output; False when the budget cannot cover this chunk."""
+        pricing = self._s.pricing
+        bound = self._counted_tokens + self._pending_bytes
+        if self._cost(bound) <= self._hold.amount and self._pending_bytes < 4096:
+            return True
+        self._count_pending()
+        need = self._cost(self._counted_tokens) - self._hold.amount
+        if need <= 0:
+            return True
+        # Top up by a quarter of the original estimate at least, so a long stream asks rarely.
+        step = max(need, self._estimate.cost_micros // 4, pricing.output_cost(self._model, 256))
+        return await self._hold.top_up(step, 0) or await self._hold.top_up(need, 0)
+
+    def _cost(self, completion_tokens: int) -> int:
+        return self._s.pricing.cost(self._model,
+                                    Usage(self._estimate.prompt_tokens, completion_tokens))
+
+    def _length_frame(self) -> bytes:
+        last = self._last
+        chat = last.get("object") != "text_completion"
+        choice: dict[str, Any] = ({"index": 0, "delta": {}, "finish_reason": "length"} if chat
+                                  else {"index": 0, "text": "", "finish_reason": "length"})
+        self._record.finish_reason = "length"
+        return event(orjson.dumps({"id": last.get("id", ""), "object": last.get(
+            "object", "chat.completion.chunk"), "created": last.get("created", int(time.time())),
+            "model": last.get("model", self._model.upstream_model), "choices": [choice]}))
+
+    # -- settlement -----------------------------------------------------------------------
+
+    async def finish(self, disconnected: bool) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        rec = self._record
+        try:
+            if self._usage is None:
+                # No usage from the upstream (or the stream broke first): count what was served.
+                self._count_pending()
+                self._usage = Usage(self._estimate.prompt_tokens, self._counted_tokens)
+                rec.usage_estimated = True
+            cost = self._s.pricing.cost(self._model, self._usage)
+            rec.prompt_tokens = self._usage.prompt_tokens
+            rec.completion_tokens = self._usage.completion_tokens
+            rec.cost_micros = cost
+            rec.upstream_ms = (time.perf_counter() - self._upstream_started) * 1e3
+            await self._hold.settle(cost, self._usage.total_tokens)
+        except Exception:  # settlement must never take the record down with it
+            log.exception("settling a stream failed")
+            with contextlib.suppress(Exception):
+                await self._hold.release()
+        if self._truncated:
+            rec.finish(200, "budget_exceeded")
+        elif self._error is not None:
+            rec.finish(self._error.http_status(), error_code_of(self._error))
+        elif disconnected and not self._completed:
+            rec.finish(499, "client_disconnected")
+        else:
+            rec.finish(200)
+        self._s.submit(rec)

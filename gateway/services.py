@@ -1,0 +1,78 @@
+"""Everything a request needs, built once per app in ``create_app`` and passed down explicitly.
+
+There is no module-level state: two apps in one process (as in the tests) share nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from gateway.auth import Authenticator
+from gateway.budget import Budgets
+from gateway.metrics import Metrics
+from gateway.pricing import Pricing
+from gateway.providers.base import Provider
+from gateway.providers.mock import MockProvider
+from gateway.providers.openai_compat import OpenAICompatProvider
+from gateway.records import RecordWriter, RequestRecord
+from gateway.settings import ModelSettings, Settings
+from gateway.stores.logs import LogStore, open_log_store
+from gateway.tokens import warm_up
+
+log = logging.getLogger("gateway")
+
+
+@dataclass
+class Services:
+    settings: Settings
+    log_store: LogStore
+    auth: Authenticator
+    budgets: Budgets
+    pricing: Pricing
+    metrics: Metrics
+    writer: RecordWriter
+    providers: dict[str, Provider]  # by provider kind: "openai", "mock", "litellm"
+    models: dict[str, ModelSettings] = field(default_factory=dict)
+
+    def provider_for(self, model: ModelSettings) -> Provider:
+        kind = model.provider if model.provider in ("openai", "mock") else "litellm"
+        return self.providers[kind]
+
+    def submit(self, record: RequestRecord) -> None:
+        """Hand a finished record to the metrics and the background writer (never blocks)."""
+        self.metrics.observe(record)
+        self.writer.submit(record)
+
+    async def start(self) -> None:
+        await self.log_store.open()
+        await self.budgets.open()
+        self.writer.start()
+        await asyncio.to_thread(warm_up)
+
+    async def stop(self) -> None:
+        await self.writer.close()
+        for p in self.providers.values():
+            await p.close()
+        await self.budgets.close()
+        await self.log_store.close()
+
+
+def build_services(settings: Settings) -> Services:
+    store = open_log_store(settings.stores.logs)
+    metrics = Metrics()
+    writer = RecordWriter(store.write_records, max_queue=settings.stores.log_queue_size,
+                          batch_size=settings.stores.log_batch_size,
+                          on_drop=metrics.records_dropped.inc)
+    metrics.bind_queue_depth(lambda: writer.depth)
+    providers: dict[str, Provider] = {"openai": OpenAICompatProvider(), "mock": MockProvider()}
+    if any(m.provider not in ("openai", "mock") for m in settings.models):
+        from gateway.providers.litellm_provider import LitellmProvider
+
+        providers["litellm"] = LitellmProvider()
+    return Services(
+        settings=settings, log_store=store, auth=Authenticator(settings, store),
+        budgets=Budgets(settings), pricing=Pricing(settings), metrics=metrics, writer=writer,
+        providers=providers, models={m.name: m for m in settings.models},
+    )

@@ -1,0 +1,86 @@
+"""Token counting with tiktoken, offline.
+
+tiktoken downloads its encodings on first use; litellm's wheel ships ``cl100k_base`` and
+``o200k_base`` under ``litellm_core_utils/tokenizers``, so we point ``TIKTOKEN_CACHE_DIR`` there
+(found without importing litellm, which is slow and not needed on the fast path).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Iterable
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import tiktoken
+
+
+def _point_tiktoken_at_bundled_files() -> None:
+    if os.environ.get("TIKTOKEN_CACHE_DIR"):
+        return
+    spec = importlib.util.find_spec("litellm")
+    if spec is None or not spec.submodule_search_locations:
+        return
+    bundled = Path(next(iter(spec.submodule_search_locations))) / "litellm_core_utils/tokenizers"
+    if bundled.is_dir():
+        os.environ["TIKTOKEN_CACHE_DIR"] = str(bundled)
+
+
+_point_tiktoken_at_bundled_files()
+
+_O200K_PREFIXES = ("gpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "o1", "o3", "o4", "chatgpt-4o")
+
+
+@lru_cache(maxsize=4)
+def _encoding(name: str) -> tiktoken.Encoding:
+    return tiktoken.get_encoding(name)
+
+
+def encoding_for(model: str) -> tiktoken.Encoding:
+    """The encoding of an OpenAI model family; cl100k_base approximates every other model."""
+    base = model.rsplit("/", 1)[-1]
+    return _encoding("o200k_base" if base.startswith(_O200K_PREFIXES) else "cl100k_base")
+
+
+def count_text(text: str, model: str) -> int:
+    if not text:
+        return 0
+    return len(encoding_for(model).encode_ordinary(text))
+
+
+def message_texts(messages: Iterable[Any]) -> list[str]:
+    """Every piece of text in chat messages: content strings, text parts, tool calls and names."""
+    out: list[str] = []
+    for m in messages:
+        if not isinstance(m, dict):
+            continue
+        content = m.get("content")
+        if isinstance(content, str):
+            out.append(content)
+        elif isinstance(content, list):
+            for part in content:
+                if isinstance(part, dict) and isinstance(part.get("text"), str):
+                    out.append(part["text"])
+        for call in m.get("tool_calls") or ():
+            fn = call.get("function") if isinstance(call, dict) else None
+            if isinstance(fn, dict):
+                out.append(str(fn.get("name") or ""))
+                out.append(str(fn.get("arguments") or ""))
+    return out
+
+
+def count_messages(messages: list[Any], model: str) -> int:
+    """OpenAI's chat accounting: about 3 tokens of framing per message plus 3 to prime the reply."""
+    enc = encoding_for(model)
+    n = 3
+    for text in message_texts(messages):
+        n += len(enc.encode_ordinary(text))
+    return n + 3 * len(messages)
+
+
+def warm_up() -> None:
+    """Load both encodings at start-up so the first request does not pay for it."""
+    _encoding("cl100k_base").encode_ordinary("warm")
+    _encoding("o200k_base").encode_ordinary("warm")
