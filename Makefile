@@ -25,7 +25,6 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 test: lint
-	$(PY) tests/prepare.py
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)

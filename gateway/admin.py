@@ -128,15 +128,29 @@ def admin_routes(s: Services) -> list[Route]:
     async def requests_(request: Request) -> Response:
         p = await principal_of(s, request)
         q = request.query_params
-        page = await s.log_store.query_requests(RequestQuery(
+        query = RequestQuery(
             team=scoped_team(p, q.get("team") or None, s),
             flagged=parse_bool(q.get("flagged"), "flagged"),
             limit=parse_limit(q.get("limit")), cursor=q.get("cursor") or None,
-        ))
+        )
+        try:
+            page = await s.log_store.query_requests(query)
+        except ValueError:
+            raise InvalidRequest("'cursor' is not a cursor this API returned.",
+                                 param="cursor") from None
         for item in page.items:
             item["cost_usd"] = micros_to_usd(int(item.get("cost_micros") or 0))
         return json_response({"items": page.items, "next_cursor": page.next_cursor})
 
+    return [
+        Route("/admin/teams/{team}/budget", budget, methods=["GET"]),
+        Route("/admin/spend", spend, methods=["GET"]),
+        Route("/admin/requests", requests_, methods=["GET"]),
+        *_key_routes(s),
+    ]
+
+
+def _key_routes(s: Services) -> list[Route]:
     async def create_key(request: Request) -> Response:
         p = await principal_of(s, request)
         _require_admin(p)
@@ -170,9 +184,6 @@ def admin_routes(s: Services) -> list[Route]:
         return json_response(key.public())
 
     return [
-        Route("/admin/teams/{team}/budget", budget, methods=["GET"]),
-        Route("/admin/spend", spend, methods=["GET"]),
-        Route("/admin/requests", requests_, methods=["GET"]),
         Route("/admin/keys", create_key, methods=["POST"]),
         Route("/admin/keys", list_keys, methods=["GET"]),
         Route("/admin/keys/{key_id}", revoke_key, methods=["DELETE"]),

@@ -49,6 +49,10 @@ class StoresSettings(_Model):
     logs: str = "sqlite:///./data/gateway.db"
     #: Bound on every budget-store call, so a frozen store never hangs a request.
     budget_timeout_s: float = Field(default=0.25, gt=0)
+    #: A reservation not renewed for this long is given back; bounds what a crashed replica pins.
+    budget_hold_ttl_s: float = Field(default=60.0, gt=0)
+    #: Prefix of every budget key in Redis (several gateways may share one Redis).
+    budget_key_prefix: str = Field(default="gw", pattern=r"^[A-Za-z0-9_.:-]+$")
     #: Records waiting for the background writer; beyond it records are dropped and counted.
     log_queue_size: int = Field(default=10000, ge=1)
     log_batch_size: int = Field(default=500, ge=1)
@@ -231,6 +235,16 @@ def interpolate(text: str, env: Mapping[str, str]) -> str:
     return out
 
 
+def _interpolate_tree(node: Any, env: Mapping[str, str]) -> Any:
+    if isinstance(node, str):
+        return interpolate(node, env)
+    if isinstance(node, list):
+        return [_interpolate_tree(v, env) for v in node]
+    if isinstance(node, dict):
+        return {k: _interpolate_tree(v, env) for k, v in node.items()}
+    return node
+
+
 def _format_loc(loc: tuple[int | str, ...]) -> str:
     path = ""
     for part in loc:
@@ -266,12 +280,13 @@ def load_settings(path: str | Path, env: Mapping[str, str] | None = None) -> Set
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read {p}: {exc.strerror}") from None
-    text = interpolate(text, os.environ if env is None else env)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML: {exc}") from None
-    settings = parse_settings(data)
+    # Interpolating parsed values (not the raw text) leaves comments alone and keeps a value
+    # with YAML-special characters from changing the document's structure.
+    settings = parse_settings(_interpolate_tree(data, os.environ if env is None else env))
     # Relative paths in the file are relative to the file, not to the working directory.
     return settings.model_copy(
         update={"policies_dir": str((p.parent / settings.policies_dir).resolve())}

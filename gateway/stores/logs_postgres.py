@@ -1,0 +1,115 @@
+"""The PostgreSQL log store, for durable logs shared by several gateway replicas (asyncpg pool).
+
+Every replica runs the idempotent schema on start. ``CREATE TABLE IF NOT EXISTS`` alone is not
+safe when two sessions run it at the same moment (the loser fails on a catalog unique index), so
+the DDL runs in one transaction behind a transaction-scoped advisory lock: replicas take turns,
+and the lock goes away with the transaction even if a replica dies half way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from gateway.records import RequestRecord
+from gateway.stores import sqlcommon as sql
+from gateway.stores.logs import Page, RequestQuery, SpendQuery, SpendRow, StoredKey
+
+#: Advisory lock id guarding schema creation ("gwlogs01" as a big-endian int64).
+SCHEMA_LOCK_ID = int.from_bytes(b"gwlogs01", "big")
+
+_INSERT_REQUEST = sql.numbered(sql.INSERT_REQUEST)
+_INSERT_KEY = sql.numbered(sql.INSERT_KEY)
+_FIND_KEY = sql.numbered(sql.FIND_KEY)
+_REVOKE_KEY = sql.numbered(sql.REVOKE_KEY)
+
+
+class PostgresLogStore:
+    """``LogStore`` over PostgreSQL; ``url`` is a libpq URL (``postgresql://user@host:port/db``)."""
+
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10,
+                 command_timeout_s: float = 30.0) -> None:
+        self.url = url
+        self._min_size = min_size
+        self._max_size = max_size
+        self._command_timeout_s = command_timeout_s
+        self._pool: Any = None  # asyncpg.Pool; asyncpg ships no type information
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._pool is not None:
+            return
+        pool = await asyncpg.create_pool(self.url, min_size=self._min_size,
+                                         max_size=self._max_size,
+                                         command_timeout=self._command_timeout_s)
+        try:
+            await _create_schema(pool)
+        except BaseException:
+            await pool.close()
+            raise
+        self._pool = pool
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    @property
+    def _db(self) -> Any:
+        if self._pool is None:
+            raise RuntimeError("PostgresLogStore is not open")
+        return self._pool
+
+    async def ping(self) -> None:
+        await self._db.fetchval("SELECT 1")
+
+    # --- requests --------------------------------------------------------------------------------
+
+    async def write_records(self, records: Sequence[RequestRecord]) -> None:
+        """One atomic ``executemany`` per batch; duplicates of a stored request_id are ignored."""
+        if records:
+            await self._db.executemany(_INSERT_REQUEST, [sql.record_params(r) for r in records])
+
+    async def query_requests(self, query: RequestQuery) -> Page:
+        """Newest first (created_at, then request_id, both descending); limit clamped to 1..1000;
+        ``next_cursor`` is None on the last page. A malformed cursor raises ``ValueError``."""
+        stmt = sql.requests_statement(query)
+        rows = await self._db.fetch(sql.numbered(stmt.sql), *stmt.params)
+        return sql.page_from_rows(rows, query.limit)
+
+    async def spend(self, query: SpendQuery) -> list[SpendRow]:
+        """Sums per model alias / key id / UTC day / team over ``since <= created_at < until``;
+        every record counts as a request. Largest cost first, then group name."""
+        stmt = sql.spend_statement(query, sql.POSTGRES)
+        rows = await self._db.fetch(sql.numbered(stmt.sql), *stmt.params)
+        return sql.spend_rows(rows)
+
+    # --- keys ------------------------------------------------------------------------------------
+
+    async def create_key(self, key: StoredKey) -> None:
+        """Raises ``asyncpg.UniqueViolationError`` on a duplicate id or key hash."""
+        await self._db.execute(_INSERT_KEY, *sql.key_params(key))
+
+    async def find_key(self, key_hash: str) -> StoredKey | None:
+        row = await self._db.fetchrow(_FIND_KEY, key_hash)
+        return None if row is None else sql.row_to_key(row)
+
+    async def list_keys(self, team: str | None) -> list[StoredKey]:
+        stmt = sql.list_keys_statement(team)
+        rows = await self._db.fetch(sql.numbered(stmt.sql), *stmt.params)
+        return [sql.row_to_key(r) for r in rows]
+
+    async def revoke_key(self, key_id: str, at: float) -> StoredKey | None:
+        """Revoking twice keeps the first ``revoked_at``; None for an unknown id."""
+        row = await self._db.fetchrow(_REVOKE_KEY, float(at), key_id)
+        return None if row is None else sql.row_to_key(row)
+
+
+async def _create_schema(pool: Any) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK_ID)
+        for ddl in sql.schema(sql.POSTGRES):
+            await conn.execute(ddl)

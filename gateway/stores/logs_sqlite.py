@@ -1,0 +1,192 @@
+"""The embedded log store: one SQLite file, driven from one dedicated thread.
+
+``sqlite3`` calls block, so every one of them runs on a single-thread executor and the event loop
+only awaits futures. One thread also means one connection used strictly serially, which is all
+SQLite wants. Several worker processes may open the same file: WAL lets readers run beside the
+one writer, ``busy_timeout`` makes writers queue instead of failing, and the schema is created
+with ``IF NOT EXISTS`` inside ``BEGIN IMMEDIATE`` so concurrent first opens serialise.
+
+URLs: ``sqlite:///relative/path``, ``sqlite:////absolute/path``, ``sqlite://:memory:``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from gateway.records import RequestRecord
+from gateway.stores import sqlcommon as sql
+from gateway.stores.logs import Page, RequestQuery, SpendQuery, SpendRow, StoredKey
+
+T = TypeVar("T")
+
+MEMORY = ":memory:"
+
+
+def sqlite_path(url: str) -> str:
+    """The file path in a ``sqlite://`` URL: three slashes relative, four absolute."""
+    if not url.startswith("sqlite://"):
+        raise ValueError(f"not a sqlite URL: {url!r}")
+    rest = url[len("sqlite://"):].split("?", 1)[0]
+    path = rest[1:] if rest.startswith("/") else rest
+    if not path:
+        raise ValueError(f"sqlite URL without a path: {url!r}")
+    return path
+
+
+def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
+    return {d[0]: v for d, v in zip(cursor.description, row, strict=True)}
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """``BEGIN IMMEDIATE`` takes the write lock up front, so a busy database waits (up to
+    busy_timeout) at the start instead of failing half way through the transaction."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _set_wal(conn: sqlite3.Connection, attempts: int = 50) -> None:
+    """Switching to WAL needs an exclusive lock and can report "locked" while another process
+    does the same switch on a fresh file, so it is retried briefly (we are on the db thread)."""
+    for attempt in range(attempts):
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05)
+
+
+class SqliteLogStore:
+    """``LogStore`` over a SQLite file; see the module docstring for the threading model."""
+
+    def __init__(self, url: str, *, busy_timeout_ms: int = 10_000) -> None:
+        self.path = sqlite_path(url)
+        self._busy_timeout_ms = busy_timeout_ms
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None  # touched only on the executor's thread
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._executor is not None:
+            return
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-logs")
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._connect)
+        except BaseException:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+            raise
+
+    def _connect(self) -> None:
+        if self.path != MEMORY:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=self._busy_timeout_ms / 1000,
+                               isolation_level=None)  # autocommit; transactions are explicit
+        try:
+            conn.row_factory = _dict_row
+            conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
+            _set_wal(conn)
+            conn.execute("PRAGMA synchronous=NORMAL")
+            with _transaction(conn):
+                for ddl in sql.schema(sql.SQLITE):
+                    conn.execute(ddl)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    async def close(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        try:
+            await asyncio.get_running_loop().run_in_executor(executor, self._disconnect)
+        finally:
+            executor.shutdown(wait=False)  # the queue is empty; the thread exits by itself
+
+    def _disconnect(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(connection)`` on the store's thread."""
+        if self._executor is None:
+            raise RuntimeError("SqliteLogStore is not open")
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, self._with_conn, fn)
+
+    def _with_conn(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._conn is None:
+            raise RuntimeError("SqliteLogStore is closed")
+        return fn(self._conn)
+
+    async def ping(self) -> None:
+        await self._run(lambda c: c.execute("SELECT 1").close())
+
+    # --- requests --------------------------------------------------------------------------------
+
+    async def write_records(self, records: Sequence[RequestRecord]) -> None:
+        """One transaction per batch; duplicates of a stored request_id are ignored."""
+        if not records:
+            return
+        params = [sql.record_params(r) for r in records]
+
+        def insert(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                conn.executemany(sql.INSERT_REQUEST, params)
+
+        await self._run(insert)
+
+    async def query_requests(self, query: RequestQuery) -> Page:
+        """Newest first (created_at, then request_id, both descending); limit clamped to 1..1000;
+        ``next_cursor`` is None on the last page. A malformed cursor raises ``ValueError``."""
+        stmt = sql.requests_statement(query)
+        rows = await self._run(lambda c: c.execute(stmt.sql, stmt.params).fetchall())
+        return sql.page_from_rows(rows, query.limit)
+
+    async def spend(self, query: SpendQuery) -> list[SpendRow]:
+        """Sums per model alias / key id / UTC day / team over ``since <= created_at < until``;
+        every record counts as a request. Largest cost first, then group name."""
+        stmt = sql.spend_statement(query, sql.SQLITE)
+        rows = await self._run(lambda c: c.execute(stmt.sql, stmt.params).fetchall())
+        return sql.spend_rows(rows)
+
+    # --- keys ------------------------------------------------------------------------------------
+
+    async def create_key(self, key: StoredKey) -> None:
+        """Raises ``sqlite3.IntegrityError`` on a duplicate id or key hash."""
+        params = sql.key_params(key)
+        await self._run(lambda c: c.execute(sql.INSERT_KEY, params).close())
+
+    async def find_key(self, key_hash: str) -> StoredKey | None:
+        row = await self._run(lambda c: c.execute(sql.FIND_KEY, (key_hash,)).fetchone())
+        return None if row is None else sql.row_to_key(row)
+
+    async def list_keys(self, team: str | None) -> list[StoredKey]:
+        stmt = sql.list_keys_statement(team)
+        rows = await self._run(lambda c: c.execute(stmt.sql, stmt.params).fetchall())
+        return [sql.row_to_key(r) for r in rows]
+
+    async def revoke_key(self, key_id: str, at: float) -> StoredKey | None:
+        """Revoking twice keeps the first ``revoked_at``; None for an unknown id."""
+        # fetchall, not fetchone: the UPDATE's implicit transaction ends only once the statement
+        # has run to completion.
+        rows = await self._run(
+            lambda c: c.execute(sql.REVOKE_KEY, (float(at), key_id)).fetchall())
+        return sql.row_to_key(rows[0]) if rows else None

@@ -1,0 +1,3 @@
+"""Shared pytest set-up: fixtures live in their own modules, registered here as plugins."""
+
+pytest_plugins = ["tests.services"]

@@ -1,0 +1,201 @@
+"""A fake OpenAI-compatible upstream for tests, served for real over HTTP from a background thread.
+
+It answers chat completions (streamed or not), legacy completions and embeddings, records every
+request it receives, and misbehaves on demand: set ``fake.mode`` to one of
+
+    ok | status:<code> | hang | invalid_json | drop_mid_stream | no_usage | error_event
+
+``fake.chunks`` sets how many content chunks a stream has; ``fake.reply`` the text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+
+@dataclass
+class FakeOpenAI:
+    url: str = ""
+    mode: str = "ok"
+    reply: str = "Hello from the fake upstream, this is a reply."
+    chunks: int = 5
+    chunk_delay_s: float = 0.0
+    prompt_tokens: int = 11
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+    disconnects: int = 0
+    completed_streams: int = 0
+    served_completion_tokens: int = 0
+
+    @property
+    def last(self) -> dict[str, Any]:
+        return self.requests[-1]
+
+
+def _pieces(text: str, n: int) -> list[str]:
+    words = text.split(" ")
+    n = max(1, min(n, len(words)))
+    size = -(-len(words) // n)
+    parts = [" ".join(words[i:i + size]) for i in range(0, len(words), size)]
+    return [p if i == 0 else " " + p for i, p in enumerate(parts)]
+
+
+def _usage(fake: FakeOpenAI, completion: int) -> dict[str, int]:
+    return {"prompt_tokens": fake.prompt_tokens, "completion_tokens": completion,
+            "total_tokens": fake.prompt_tokens + completion}
+
+
+async def _failure(fake: FakeOpenAI) -> web.StreamResponse | None:
+    if fake.mode.startswith("status:"):
+        status = int(fake.mode.split(":", 1)[1])
+        body = {"error": {"message": f"fake upstream says {status}", "type": "invalid_request_error"
+                          if status < 500 else "server_error", "param": None,
+                          "code": "fake_code"}}
+        headers = {"retry-after": "7"} if status == 429 else {}
+        return web.Response(status=status, body=orjson.dumps(body),
+                            content_type="application/json", headers=headers)
+    if fake.mode == "hang":
+        await asyncio.sleep(30)
+    if fake.mode == "invalid_json":
+        return web.Response(body=b"{not json", content_type="application/json")
+    return None
+
+
+def _app(fake: FakeOpenAI) -> web.Application:
+    async def chat(request: web.Request) -> web.StreamResponse:
+        body = orjson.loads(await request.read())
+        fake.requests.append(body)
+        fake.headers.append(dict(request.headers))
+        failed = await _failure(fake)
+        if failed is not None:
+            return failed
+        words = len(fake.reply.split(" "))
+        if body.get("stream"):
+            return await _stream(request, body, words)
+        data: dict[str, Any] = {
+            "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
+            "model": body["model"],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": fake.reply},
+                         "finish_reason": "stop"}],
+        }
+        if fake.mode != "no_usage":
+            data["usage"] = _usage(fake, words)
+        fake.served_completion_tokens += words
+        return web.Response(body=orjson.dumps(data), content_type="application/json")
+
+    async def _stream(request: web.Request, body: dict[str, Any], words: int
+                      ) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await resp.prepare(request)
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+            return b"data: " + orjson.dumps({
+                "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1,
+                "model": body["model"],
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}) + b"\n\n"
+
+        try:
+            await resp.write(chunk({"role": "assistant", "content": ""}))
+            for i, piece in enumerate(_pieces(fake.reply, fake.chunks)):
+                if fake.mode == "drop_mid_stream" and i == 1:
+                    assert request.transport is not None
+                    request.transport.close()
+                    return resp
+                if fake.mode == "error_event" and i == 1:
+                    await resp.write(b'data: {"error": {"message": "overloaded"}}\n\n')
+                    return resp
+                if fake.chunk_delay_s:
+                    await asyncio.sleep(fake.chunk_delay_s)
+                await resp.write(chunk({"content": piece}))
+                fake.served_completion_tokens += len(piece.split())
+            await resp.write(chunk({}, "stop"))
+            opts = body.get("stream_options") or {}
+            if opts.get("include_usage") and fake.mode != "no_usage":
+                await resp.write(b"data: " + orjson.dumps({
+                    "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1,
+                    "model": body["model"], "choices": [], "usage": _usage(fake, words)})
+                    + b"\n\n")
+            await resp.write(b"data: [DONE]\n\n")
+            fake.completed_streams += 1
+        except (ConnectionResetError, asyncio.CancelledError):
+            fake.disconnects += 1
+            raise
+        return resp
+
+    async def completions(request: web.Request) -> web.StreamResponse:
+        body = orjson.loads(await request.read())
+        fake.requests.append(body)
+        failed = await _failure(fake)
+        if failed is not None:
+            return failed
+        words = len(fake.reply.split(" "))
+        return web.json_response({
+            "id": "cmpl-fake", "object": "text_completion", "created": 1, "model": body["model"],
+            "choices": [{"index": 0, "text": fake.reply, "finish_reason": "stop",
+                         "logprobs": None}],
+            "usage": _usage(fake, words)}, dumps=lambda o: orjson.dumps(o).decode())
+
+    async def embeddings(request: web.Request) -> web.StreamResponse:
+        body = orjson.loads(await request.read())
+        fake.requests.append(body)
+        failed = await _failure(fake)
+        if failed is not None:
+            return failed
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        return web.json_response({
+            "object": "list", "model": body["model"],
+            "data": [{"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]}
+                     for i in range(len(inputs))],
+            "usage": {"prompt_tokens": fake.prompt_tokens, "total_tokens": fake.prompt_tokens},
+        }, dumps=lambda o: orjson.dumps(o).decode())
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    app.router.add_post("/v1/completions", completions)
+    app.router.add_post("/v1/embeddings", embeddings)
+    return app
+
+
+@contextlib.contextmanager
+def running_fake_openai() -> Iterator[FakeOpenAI]:
+    """Serve a FakeOpenAI on a free loopback port in a thread; ``fake.url`` ends in ``/v1``."""
+    fake = FakeOpenAI()
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    runner = web.AppRunner(_app(fake), handle_signals=False)
+
+    async def start() -> None:
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None
+        port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        fake.url = f"http://127.0.0.1:{port}/v1"
+        ready.set()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(start())
+        loop.run_forever()
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
+
+    thread = threading.Thread(target=run, daemon=True, name="fake-openai")
+    thread.start()
+    if not ready.wait(10):
+        raise RuntimeError("the fake upstream did not start")
+    try:
+        yield fake
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
