@@ -45,6 +45,10 @@ class RequestRecord:
     flagged: bool = False
     #: Rules that fired: [{rule, check, action, findings: [{label, score, start, end}]}].
     rules: list[dict[str, Any]] = field(default_factory=list)
+    #: The redacted prompt and response, kept only for flagged records (the review queue).
+    #: Never raw text: the policy code fills these from its redacted views.
+    review_prompt: str | None = None
+    review_response: str | None = None
     started: float = field(default_factory=time.perf_counter, repr=False)
 
     def finish(self, status: int, error_code: str | None = None) -> None:
