@@ -19,6 +19,7 @@ exception classes. The table below is the whole contract (CONTRACT.md section 5)
     │   └── UpstreamHTTPError     the provider's own 4xx, passed through with its status
     ├── UpstreamTimeout           504 api_error              upstream_timeout
     ├── StoreUnavailable          503 api_error              store_unavailable
+    ├── GuardrailTimeout          503 api_error              guardrail_timeout (fails closed)
     └── Unavailable               503 api_error              (a code naming the reason)
 """
 
@@ -190,6 +191,14 @@ class StoreUnavailable(GatewayError):
     status = 503
     type = "api_error"
     code = "store_unavailable"
+
+
+class GuardrailTimeout(GatewayError):
+    """The checks did not finish in time; the text is not let through unchecked."""
+
+    status = 503
+    type = "api_error"
+    code = "guardrail_timeout"
 
 
 class Unavailable(GatewayError):

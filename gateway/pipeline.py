@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -19,7 +20,9 @@ from starlette.responses import Response
 from gateway.auth import Principal, bearer_key
 from gateway.bodies import VALIDATORS, read_json
 from gateway.budget import Hold
+from gateway.enforce import Vault
 from gateway.errors import GatewayError, ModelNotAllowed, ModelNotFound, error_code_of
+from gateway.guard import StreamGuard
 from gateway.providers.base import Completion, Endpoint, UpstreamCall, Usage
 from gateway.records import RequestRecord
 from gateway.relay import StreamRelay
@@ -64,55 +67,75 @@ def _upstream_body(body: dict[str, Any], model: ModelSettings, endpoint: Endpoin
     return out, wants_usage
 
 
+@dataclass
+class _Call:
+    """What the steps of one request share (request-scoped; never outlives the request)."""
+
+    record: RequestRecord
+    hold: Hold | None = None
+    handed_off: bool = False
+
+
 async def handle(s: Services, request: Request, endpoint: Endpoint) -> Response | SSEResponse:
     rid = request_id_of(request)
     request.state.request_id = rid
-    record = RequestRecord(rid, time.time(), endpoint)
-    hold: Hold | None = None
-    handed_off = False
+    c = _Call(RequestRecord(rid, time.time(), endpoint))
     try:
-        principal = await s.auth.authenticate(bearer_key(request.headers.get("authorization")))
-        record.team, record.key_id = principal.team_name, principal.key_id
-        body = await read_json(request, s.settings.server.max_body_bytes)
-        name = VALIDATORS[endpoint](body)
-        record.model = name
-        model = resolve_model(s, principal, name)
-        record.upstream_model, record.provider = model.upstream_model, model.provider
-        record.stream = bool(body.get("stream"))
-        estimate = s.pricing.estimate(model, endpoint, body)
-        hold = await s.budgets.reserve(principal, estimate)
-        upstream_body, wants_usage = _upstream_body(body, model, endpoint)
-        call = UpstreamCall(endpoint, upstream_body, model, rid)
-        provider = s.provider_for(model)
-        started = time.perf_counter()
-        if record.stream:
-            upstream = provider.stream(call)
-            try:
-                first = await anext(upstream, None)  # errors before any byte are HTTP errors
-            except BaseException:
-                await upstream.aclose()
-                raise
-            if first is None:
-                first = b"{}"
-            relay = StreamRelay(s, model, hold, record, estimate, first,
-                                upstream,
-                                client_wants_usage=wants_usage, upstream_started=started)
-            handed_off = True
-            return SSEResponse(relay, {"x-request-id": rid, **hold.headers()})
-        result = await provider.complete(call)
-        record.upstream_ms = (time.perf_counter() - started) * 1e3
-        return await _answer(s, model, hold, record, estimate.prompt_tokens, result)
+        return await _serve(s, request, endpoint, c)
     except GatewayError as exc:
-        record.finish(exc.http_status(), error_code_of(exc))
+        c.record.finish(exc.http_status(), error_code_of(exc))
         raise
     except BaseException:
-        record.finish(500, "internal_error")
+        c.record.finish(500, "internal_error")
         raise
     finally:
-        if not handed_off:
-            if hold is not None:
-                await hold.release()  # idempotent: a settled hold ignores it
-            s.submit(record)
+        if not c.handed_off:
+            if c.hold is not None:
+                await c.hold.release()  # idempotent: a settled hold ignores it
+            s.submit(c.record)
+
+
+async def _serve(s: Services, request: Request, endpoint: Endpoint, c: _Call
+                 ) -> Response | SSEResponse:
+    record = c.record
+    principal = await s.auth.authenticate(bearer_key(request.headers.get("authorization")))
+    record.team, record.key_id = principal.team_name, principal.key_id
+    body = await read_json(request, s.settings.server.max_body_bytes)
+    name = VALIDATORS[endpoint](body)
+    record.model = name
+    model = resolve_model(s, principal, name)
+    record.upstream_model, record.provider = model.upstream_model, model.provider
+    record.stream = bool(body.get("stream"))
+    estimate = s.pricing.estimate(model, endpoint, body)
+    c.hold = hold = await s.budgets.reserve(principal, estimate)
+    upstream_body, wants_usage = _upstream_body(body, model, endpoint)
+    policy = s.guardrails.for_team(record.team)
+    vault = Vault()
+    if policy is not None:
+        vault = await s.guardrails.check_input(policy, endpoint, upstream_body, record)
+    call = UpstreamCall(endpoint, upstream_body, model, record.request_id)
+    provider = s.provider_for(model)
+    started = time.perf_counter()
+    if record.stream:
+        upstream = provider.stream(call)
+        try:
+            first = await anext(upstream, None)  # errors before any byte are HTTP errors
+        except BaseException:
+            await upstream.aclose()
+            raise
+        guard = (StreamGuard(s.guardrails, policy, vault, record, body)
+                 if policy is not None and policy.guards_output else None)
+        relay = StreamRelay(s, model, hold, record, estimate, first or b"{}", upstream,
+                            client_wants_usage=wants_usage, upstream_started=started,
+                            guard=guard)
+        c.handed_off = True
+        return SSEResponse(relay, {"x-request-id": record.request_id, **hold.headers()})
+    result = await provider.complete(call)
+    record.upstream_ms = (time.perf_counter() - started) * 1e3
+    if policy is not None and endpoint != "embeddings" and (policy.output_rules or vault):
+        await s.guardrails.check_output(policy, result.data, vault, record, body)
+        result.raw = None  # the answer may have changed: serialize it again
+    return await _answer(s, model, hold, record, estimate.prompt_tokens, result)
 
 
 async def _answer(s: Services, model: ModelSettings, hold: Hold, record: RequestRecord,

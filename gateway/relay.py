@@ -25,6 +25,7 @@ from gateway.tokens import count_text
 
 if TYPE_CHECKING:
     from gateway.budget import Estimate, Hold
+    from gateway.guard import StreamGuard
     from gateway.records import RequestRecord
     from gateway.services import Services
     from gateway.settings import ModelSettings
@@ -35,7 +36,8 @@ log = logging.getLogger("gateway.relay")
 class StreamRelay:
     def __init__(self, services: Services, model: ModelSettings, hold: Hold, record: RequestRecord,
                  estimate: Estimate, first: bytes, upstream: AsyncGenerator[bytes, None], *,
-                 client_wants_usage: bool, upstream_started: float) -> None:
+                 client_wants_usage: bool, upstream_started: float,
+                 guard: StreamGuard | None = None) -> None:
         self._s = services
         self._model = model
         self._hold = hold
@@ -54,6 +56,7 @@ class StreamRelay:
         self._finished = False
         self._error: GatewayError | None = None
         self._truncated = False
+        self._guard = guard
 
     # -- frames ---------------------------------------------------------------------------
 
@@ -63,13 +66,23 @@ class StreamRelay:
             while payload is not None:
                 out = await self._process(payload)
                 if self._truncated:
-                    yield self._length_frame()
+                    yield self._final_frame("length")
+                    break
+                if self._guard is not None and self._guard.blocked:
+                    yield self._final_frame("content_filter")
                     break
                 if out is not None:
                     if self._record.ttft_ms is None:
                         self._record.ttft_ms = (time.perf_counter() - self._record.started) * 1e3
                     yield out
                 payload = await anext(self._upstream, None)
+            else:
+                if self._guard is not None:
+                    tail = await self._guard.finish_all()
+                    if self._guard.blocked:
+                        yield self._final_frame("content_filter")
+                    elif tail:
+                        yield self._text_frame(tail)
             self._completed = True
             yield DONE
         except GatewayError as exc:
@@ -102,7 +115,33 @@ class StreamRelay:
         if self._pending_bytes and not await self._meter():
             self._truncated = True
             return None
+        if self._guard is not None and choices:
+            return await self._guarded(obj, choices)
         return event(payload)
+
+    async def _guarded(self, obj: dict[str, Any], choices: Any) -> bytes | None:
+        """Pass each choice's text through the stream guard; None when nothing is left to send."""
+        assert self._guard is not None
+        keep = False
+        for choice in choices:
+            if not isinstance(choice, dict):
+                continue
+            index = choice.get("index", 0)
+            delta = choice.get("delta")
+            holder, key = (delta, "content") if isinstance(delta, dict) else (choice, "text")
+            text = holder.get(key)
+            out = await self._guard.feed(index, text) if isinstance(text, str) and text else ""
+            if choice.get("finish_reason"):
+                out += await self._guard.finish(index)
+            if self._guard.blocked:
+                return None
+            if isinstance(text, str) or out:
+                holder[key] = out
+            keep = keep or bool(out) or bool(choice.get("finish_reason")) or (
+                isinstance(delta, dict) and any(k != "content" for k in delta))
+        if not keep and not obj.get("usage"):
+            return None
+        return event(orjson.dumps(obj))
 
     def _take_choice(self, choice: Any) -> None:
         if not isinstance(choice, dict):
@@ -147,12 +186,19 @@ class StreamRelay:
         return self._s.pricing.cost(self._model,
                                     Usage(self._estimate.prompt_tokens, completion_tokens))
 
-    def _length_frame(self) -> bytes:
+    def _final_frame(self, reason: str) -> bytes:
+        """The last chunk of a stream the gateway ends itself (budget spent, content blocked)."""
+        self._record.finish_reason = reason
+        return self._frame({}, "", reason)
+
+    def _text_frame(self, text: str) -> bytes:
+        return self._frame({"content": text}, text, None)
+
+    def _frame(self, delta: dict[str, Any], text: str, reason: str | None) -> bytes:
         last = self._last
         chat = last.get("object") != "text_completion"
-        choice: dict[str, Any] = ({"index": 0, "delta": {}, "finish_reason": "length"} if chat
-                                  else {"index": 0, "text": "", "finish_reason": "length"})
-        self._record.finish_reason = "length"
+        choice: dict[str, Any] = ({"index": 0, "delta": delta, "finish_reason": reason} if chat
+                                  else {"index": 0, "text": text, "finish_reason": reason})
         return event(orjson.dumps({"id": last.get("id", ""), "object": last.get(
             "object", "chat.completion.chunk"), "created": last.get("created", int(time.time())),
             "model": last.get("model", self._model.upstream_model), "choices": [choice]}))
@@ -180,6 +226,8 @@ class StreamRelay:
             log.exception("settling a stream failed")
             with contextlib.suppress(Exception):
                 await self._hold.release()
+        if self._guard is not None and rec.flagged:
+            rec.review_response = self._guard.stored_response()
         if self._truncated:
             rec.finish(200, "budget_exceeded")
         elif self._error is not None:

@@ -11,12 +11,14 @@ from dataclasses import dataclass, field
 
 from gateway.auth import Authenticator
 from gateway.budget import Budgets
+from gateway.guardrails import Guardrails
 from gateway.metrics import Metrics
 from gateway.pricing import Pricing
 from gateway.providers.base import Provider
 from gateway.providers.mock import MockProvider
 from gateway.providers.openai_compat import OpenAICompatProvider
 from gateway.records import RecordWriter, RequestRecord
+from gateway.retention import Retention
 from gateway.settings import ModelSettings, Settings
 from gateway.stores.logs import LogStore, open_log_store
 from gateway.tokens import warm_up
@@ -34,7 +36,9 @@ class Services:
     metrics: Metrics
     writer: RecordWriter
     providers: dict[str, Provider]  # by provider kind: "openai", "mock", "litellm"
+    guardrails: Guardrails
     models: dict[str, ModelSettings] = field(default_factory=dict)
+    retention: Retention | None = None  # built and started in start()
 
     def provider_for(self, model: ModelSettings) -> Provider:
         kind = model.provider if model.provider in ("openai", "mock") else "litellm"
@@ -49,10 +53,16 @@ class Services:
         await self.log_store.open()
         await self.budgets.open()
         self.writer.start()
+        self.retention = Retention(self.log_store, self.settings.retention)
+        self.retention.start()
         await asyncio.to_thread(warm_up)
+        await self.guardrails.start()
 
     async def stop(self) -> None:
+        if self.retention is not None:
+            await self.retention.stop()
         await self.writer.close()
+        await self.guardrails.close()
         for p in self.providers.values():
             await p.close()
         await self.budgets.close()
@@ -74,5 +84,6 @@ def build_services(settings: Settings) -> Services:
     return Services(
         settings=settings, log_store=store, auth=Authenticator(settings, store),
         budgets=Budgets(settings), pricing=Pricing(settings), metrics=metrics, writer=writer,
-        providers=providers, models={m.name: m for m in settings.models},
+        providers=providers, guardrails=Guardrails(settings),
+        models={m.name: m for m in settings.models},
     )

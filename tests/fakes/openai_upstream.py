@@ -5,7 +5,8 @@ request it receives, and misbehaves on demand: set ``fake.mode`` to one of
 
     ok | status:<code> | hang | invalid_json | drop_mid_stream | no_usage | error_event
 
-``fake.chunks`` sets how many content chunks a stream has; ``fake.reply`` the text.
+``fake.chunks`` sets how many content chunks a stream has (``fake.pieces`` gives them exactly);
+``fake.reply`` the text.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ class FakeOpenAI:
     mode: str = "ok"
     reply: str = "Hello from the fake upstream, this is a reply."
     chunks: int = 5
+    #: Exact stream pieces (overrides ``chunks``), to split a text at chosen boundaries.
+    pieces: list[str] | None = None
     chunk_delay_s: float = 0.0
     prompt_tokens: int = 11
     requests: list[dict[str, Any]] = field(default_factory=list)
@@ -105,7 +108,8 @@ def _app(fake: FakeOpenAI) -> web.Application:
 
         try:
             await resp.write(chunk({"role": "assistant", "content": ""}))
-            for i, piece in enumerate(_pieces(fake.reply, fake.chunks)):
+            pieces = fake.pieces if fake.pieces is not None else _pieces(fake.reply, fake.chunks)
+            for i, piece in enumerate(pieces):
                 if fake.mode == "drop_mid_stream" and i == 1:
                     assert request.transport is not None
                     request.transport.close()

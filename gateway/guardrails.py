@@ -1,0 +1,169 @@
+"""Running a team's policy on a request and on its answer, off the event loop.
+
+Scanning is CPU-bound, so it runs in a small thread pool behind a limiter and a timeout; a scan
+that times out fails closed (503 ``guardrail_timeout`` on input, a withheld answer on output).
+Each check's cheap pre-filter runs first, on the loop, so clean text never pays for the thread
+hop or the expensive recognizers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from gateway.checks.base import ScanContext
+from gateway.enforce import (
+    Applied,
+    Detection,
+    Vault,
+    apply,
+    input_slots,
+    output_slots,
+    prefiltered,
+    rule_entries,
+    scan,
+)
+from gateway.errors import ContentPolicyViolation, GuardrailTimeout
+from gateway.policy import Policy, Rule, load_policies
+from gateway.records import RequestRecord
+from gateway.settings import Settings
+
+log = logging.getLogger("gateway.guardrails")
+T = TypeVar("T")
+
+SCAN_TIMEOUT_S = 5.0
+MAX_CONCURRENT_SCANS = 32
+_SEPARATOR = "\n\n"
+
+
+class Guardrails:
+    def __init__(self, settings: Settings) -> None:
+        self.policies = load_policies(settings)
+        self._by_team = {t.name: self.policies[t.policy] for t in settings.teams if t.policy}
+        self._pool: ThreadPoolExecutor | None = None
+        self._limit: asyncio.Semaphore | None = None
+
+    def for_team(self, team: str | None) -> Policy | None:
+        return self._by_team.get(team) if team else None
+
+    async def start(self) -> None:
+        if self.policies:
+            self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="scan")
+            self._limit = asyncio.Semaphore(MAX_CONCURRENT_SCANS)
+            await self.run(self._warm)
+
+    def _warm(self) -> None:
+        for policy in self.policies.values():
+            for rule in (*policy.input_rules, *policy.output_rules):
+                rule.check.scan("warm up: a@b.co 4111 1111 1111 1111", ScanContext(rule.direction))
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run CPU-bound work in the scan pool, bounded in concurrency and time."""
+        assert self._pool is not None and self._limit is not None
+        loop = asyncio.get_running_loop()
+        async with self._limit:
+            try:
+                return await asyncio.wait_for(loop.run_in_executor(self._pool, fn, *args),
+                                              SCAN_TIMEOUT_S)
+            except TimeoutError:
+                raise GuardrailTimeout("The content checks did not finish in time.") from None
+
+    async def detect(self, rules: Sequence[Rule], text: str, ctx: ScanContext
+                     ) -> list[Detection]:
+        candidates = prefiltered(rules, text)
+        if not candidates:
+            return []
+        return await self.run(scan, candidates, text, ctx)
+
+    # -- input --------------------------------------------------------------------------------
+
+    async def check_input(self, policy: Policy, endpoint: str, body: dict[str, Any],
+                          record: RequestRecord) -> Vault:
+        """Scan and rewrite ``body`` in place (the upstream's copy); raise on an input block."""
+        vault = Vault()
+        if not policy.input_rules:
+            return vault
+        ctx = ScanContext("input", body)
+        enforce = not policy.shadow
+        stored: list[str] = []
+        entries: list[dict[str, Any]] = []
+        blocked = False
+        base = 0
+        for slot in input_slots(endpoint, body):
+            dets = await self.detect(policy.input_rules, slot.text, ctx)
+            result: Applied = apply(slot.text, dets, vault, enforce=enforce)
+            if dets:
+                entries += rule_entries(result.fired, shadow=policy.shadow, base=base)
+                blocked = blocked or result.blocked
+                if enforce and result.text != slot.text:
+                    slot.set(result.text)
+            stored.append(result.stored)
+            base += len(result.stored) + len(_SEPARATOR)
+        if entries:
+            _note(record, entries)
+        # Kept on the record for the review queue, in case this request is flagged later (by
+        # an output rule). Only the version with every finding replaced is ever kept.
+        record.review_prompt = _SEPARATOR.join(stored)
+        if blocked:
+            raise ContentPolicyViolation(
+                "The request was blocked by the content policy: "
+                + ", ".join(sorted({e["rule"] for e in entries if e["action"] == "block"})) + ".")
+        return vault
+
+    # -- output (non-streamed) ----------------------------------------------------------------
+
+    async def check_output(self, policy: Policy, data: dict[str, Any], vault: Vault,
+                           record: RequestRecord, request: dict[str, Any]) -> bool:
+        """Apply output rules and restore placeholders in ``data``; True if it was blocked."""
+        slots = output_slots(data)
+        entries: list[dict[str, Any]] = []
+        stored: list[str] = []
+        blocked = False
+        base = 0
+        ctx = ScanContext("output", request)
+        enforce = not policy.shadow
+        for slot in slots:
+            dets = (await self.detect(policy.output_rules, slot.text, ctx)
+                    if policy.output_rules else [])
+            result = apply(slot.text, dets, None, enforce=enforce)
+            if dets:
+                entries += rule_entries(result.fired, shadow=policy.shadow, base=base)
+                blocked = blocked or result.blocked
+            stored.append(result.stored)
+            base += len(result.stored) + len(_SEPARATOR)
+            slot.set(vault.restore(result.text))
+        if entries or record.flagged:
+            _note(record, entries)
+            record.review_response = _SEPARATOR.join(stored)
+        if blocked:
+            withhold(data)
+        return blocked
+
+
+def withhold(data: dict[str, Any]) -> None:
+    """A blocked non-streamed answer: empty content, ``finish_reason: content_filter``."""
+    for choice in data.get("choices") or ():
+        if not isinstance(choice, dict):
+            continue
+        choice["finish_reason"] = "content_filter"
+        msg = choice.get("message")
+        if isinstance(msg, dict):
+            msg["content"] = ""
+            msg.pop("tool_calls", None)
+        if "text" in choice:
+            choice["text"] = ""
+
+
+def _note(record: RequestRecord, entries: list[dict[str, Any]]) -> None:
+    """Record the rules that fired; block and flag put the request in the review queue."""
+    record.rules += entries
+    if any(e["action"] in ("block", "flag") for e in entries):
+        record.flagged = True
