@@ -64,13 +64,17 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from gateway.policy import load_policies
+
     settings = load_settings(args.path)
+    policies = load_policies(settings)  # every team's policy file must load, checks and all
     data = masked(settings)
     if args.json:
         sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
         sys.stdout.write(yaml.safe_dump(data, sort_keys=False))
-    print(f"# {args.path}: OK", file=sys.stderr)
+    names = ", ".join(sorted(policies)) or "none"
+    print(f"# {args.path}: OK (policies: {names})", file=sys.stderr)
     return 0
 
 

@@ -40,21 +40,26 @@ class StreamGuard:
         self._enforce = not policy.shadow
         self._hold = policy.holdback_chars
         self._step = policy.step_chars
-        self._choices: dict[int, _Choice] = {}
+        # One window per text of the answer: a choice's content is (index, -1), the arguments
+        # of its tool call t are (index, t).
+        self._choices: dict[tuple[int, int], _Choice] = {}
         self.blocked = False
 
-    async def feed(self, index: int, text: str) -> str:
-        """Take provider text for one choice; return what may be sent to the client now."""
-        c = self._choices.setdefault(index, _Choice())
+    async def feed(self, key: tuple[int, int], text: str) -> str:
+        """Take provider text for one window; return what may be sent to the client now."""
+        c = self._choices.setdefault(key, _Choice())
         c.pending += text
         c.full.append(text)
         if len(c.pending) < self._hold + self._step:
             return ""
         return await self._release(c, final=False)
 
-    async def finish(self, index: int) -> str:
-        """The choice ended: scan and release what is held, and run whole-text checks."""
-        c = self._choices.setdefault(index, _Choice())
+    def tool_keys(self, index: int) -> list[tuple[int, int]]:
+        return [k for k in self._choices if k[0] == index and k[1] >= 0]
+
+    async def finish(self, key: tuple[int, int]) -> str:
+        """The text ended: scan and release what is held, and run whole-text checks."""
+        c = self._choices.setdefault(key, _Choice())
         out = await self._release(c, final=True)
         whole = [r for r in self._policy.output_rules if type(r.check).whole_text]
         if whole and not self.blocked:
@@ -69,8 +74,8 @@ class StreamGuard:
         return out
 
     async def finish_all(self) -> str:
-        """The stream ended without per-choice finish reasons: release everything."""
-        return "".join([await self.finish(i) for i in list(self._choices)])
+        """The stream ended without finish reasons: release what is held of the content."""
+        return "".join([await self.finish(k) for k in list(self._choices) if k[1] < 0])
 
     def stored_response(self) -> str:
         return "\n\n".join("".join(c.stored) for c in self._choices.values())

@@ -130,18 +130,54 @@ class StreamRelay:
             delta = choice.get("delta")
             holder, key = (delta, "content") if isinstance(delta, dict) else (choice, "text")
             text = holder.get(key)
-            out = await self._guard.feed(index, text) if isinstance(text, str) and text else ""
+            out = (await self._guard.feed((index, -1), text)
+                   if isinstance(text, str) and text else "")
+            tools = await self._guard_tool_calls(index, delta)
             if choice.get("finish_reason"):
-                out += await self._guard.finish(index)
+                out += await self._guard.finish((index, -1))
+                tools = await self._finish_tool_calls(index, delta) or tools
             if self._guard.blocked:
                 return None
             if isinstance(text, str) or out:
                 holder[key] = out
-            keep = keep or bool(out) or bool(choice.get("finish_reason")) or (
-                isinstance(delta, dict) and any(k != "content" for k in delta))
+            keep = keep or bool(out) or tools or bool(choice.get("finish_reason")) or (
+                isinstance(delta, dict) and any(k not in ("content", "tool_calls")
+                                                for k in delta))
         if not keep and not obj.get("usage"):
             return None
         return event(orjson.dumps(obj))
+
+    async def _guard_tool_calls(self, index: int, delta: Any) -> bool:
+        """Tool-call arguments go through the guard like content; True if any call remains."""
+        assert self._guard is not None
+        calls = delta.get("tool_calls") if isinstance(delta, dict) else None
+        if not isinstance(calls, list):
+            return False
+        kept = []
+        for call in calls:
+            fn = call.get("function") if isinstance(call, dict) else None
+            args = fn.get("arguments") if isinstance(fn, dict) else None
+            if isinstance(fn, dict) and isinstance(args, str) and args:
+                fn["arguments"] = await self._guard.feed((index, call.get("index", 0)), args)
+                if not fn["arguments"] and set(call) <= {"index", "function"} and set(fn) == {
+                        "arguments"}:
+                    continue  # nothing to send yet for this call
+            kept.append(call)
+        delta["tool_calls"] = kept
+        if not kept:
+            del delta["tool_calls"]
+        return bool(kept)
+
+    async def _finish_tool_calls(self, index: int, delta: Any) -> bool:
+        assert self._guard is not None
+        tails = []
+        for key in self._guard.tool_keys(index):
+            tail = await self._guard.finish(key)
+            if tail:
+                tails.append({"index": key[1], "function": {"arguments": tail}})
+        if tails and isinstance(delta, dict):
+            delta["tool_calls"] = [*(delta.get("tool_calls") or []), *tails]
+        return bool(tails)
 
     def _take_choice(self, choice: Any) -> None:
         if not isinstance(choice, dict):

@@ -191,3 +191,19 @@ def test_shadow_mode_changes_nothing_and_records_everything(fake: FakeOpenAI,
         assert {r["rule"] for r in first["rules"]} == {"pii", "secrets"}
         assert all(r["shadow"] is True for r in first["rules"])
         assert any(r["direction"] == "output" for r in recs[0]["rules"])
+
+
+def test_tool_call_arguments_are_checked(gw: RunningGateway, fake: FakeOpenAI) -> None:
+    leak = "bob.smith@contoso-mail.com"
+    fake.tool_args = '{"to": "' + leak + '", "body": "hello there, see you soon"}'
+    expected = '{"to": "<EMAIL_ADDRESS>", "body": "hello there, see you soon"}'
+    msgs = [{"role": "user", "content": "send it"}]
+    r = sdk(gw).chat.completions.create(model="gpt-test", messages=msgs)  # type: ignore[arg-type]
+    calls = r.choices[0].message.tool_calls
+    assert calls is not None and calls[0].function.arguments == expected  # type: ignore[union-attr]
+    chunks = list(sdk(gw).chat.completions.create(model="gpt-test", messages=msgs,  # type: ignore[arg-type]
+                                                  stream=True))
+    args = "".join(tc.function.arguments or "" for c in chunks if c.choices
+                   for tc in c.choices[0].delta.tool_calls or () if tc.function)
+    assert args == expected
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"

@@ -98,3 +98,30 @@ def test_check_config_fails_with_path(tmp_path: Path) -> None:
     assert "teams[0].budget.usd" in r.stderr
     r = _cli("check-config", str(tmp_path / "missing.yaml"))
     assert r.returncode == 1 and "cannot read" in r.stderr
+
+
+def test_check_config_validates_policies(tmp_path: Path) -> None:
+    pdir = tmp_path / "policies"
+    pdir.mkdir()
+    (pdir / "p.yaml").write_text("input:\n  - check: pii\n    action: mask\n"
+                                 "    entities: [NOT_AN_ENTITY]\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"policies_dir": str(pdir),
+                                   "teams": [{"name": "t", "policy": "p"}]}))
+    r = _cli("check-config", str(cfg))
+    assert r.returncode == 1 and "p.yaml: input[0].entities" in r.stderr
+    cfg.write_text(yaml.safe_dump({"policies_dir": str(pdir),
+                                   "teams": [{"name": "t", "policy": "missing"}]}))
+    r = _cli("check-config", str(cfg))
+    assert r.returncode == 1 and "teams[0].policy: no policy file" in r.stderr
+    r = _cli("check-config", str(ROOT / "config.example.yaml"))
+    assert r.returncode == 0
+
+
+@pytest.mark.parametrize("name", ["default", "strict", "shadow"])
+def test_shipped_policies_load(name: str) -> None:
+    from gateway.policy import load_policy
+
+    policy = load_policy(ROOT / "policies" / f"{name}.yaml")
+    assert policy.input_rules and policy.output_rules
+    assert policy.shadow is (name == "shadow")

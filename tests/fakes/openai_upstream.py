@@ -31,6 +31,8 @@ class FakeOpenAI:
     chunks: int = 5
     #: Exact stream pieces (overrides ``chunks``), to split a text at chosen boundaries.
     pieces: list[str] | None = None
+    #: When set, the answer is one tool call with these arguments (streamed in 5-char pieces).
+    tool_args: str | None = None
     chunk_delay_s: float = 0.0
     prompt_tokens: int = 11
     requests: list[dict[str, Any]] = field(default_factory=list)
@@ -82,6 +84,8 @@ def _app(fake: FakeOpenAI) -> web.Application:
         if failed is not None:
             return failed
         words = len(fake.reply.split(" "))
+        if body.get("stream") and fake.tool_args is not None:
+            return await _stream_tool_call(request, body)
         if body.get("stream"):
             return await _stream(request, body, words)
         data: dict[str, Any] = {
@@ -90,6 +94,11 @@ def _app(fake: FakeOpenAI) -> web.Application:
             "choices": [{"index": 0, "message": {"role": "assistant", "content": fake.reply},
                          "finish_reason": "stop"}],
         }
+        if fake.tool_args is not None:
+            data["choices"][0]["message"] = {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "call_1", "type": "function",
+                 "function": {"name": "send", "arguments": fake.tool_args}}]}
+            data["choices"][0]["finish_reason"] = "tool_calls"
         if fake.mode != "no_usage":
             data["usage"] = _usage(fake, words)
         fake.served_completion_tokens += words
@@ -133,6 +142,27 @@ def _app(fake: FakeOpenAI) -> web.Application:
         except (ConnectionResetError, asyncio.CancelledError):
             fake.disconnects += 1
             raise
+        return resp
+
+    async def _stream_tool_call(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await resp.prepare(request)
+        args = fake.tool_args or ""
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+            return b"data: " + orjson.dumps({
+                "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1,
+                "model": body["model"],
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}) + b"\n\n"
+
+        await resp.write(chunk({"role": "assistant", "content": None, "tool_calls": [
+            {"index": 0, "id": "call_1", "type": "function",
+             "function": {"name": "send", "arguments": ""}}]}))
+        for i in range(0, len(args), 5):
+            await resp.write(chunk({"tool_calls": [
+                {"index": 0, "function": {"arguments": args[i:i + 5]}}]}))
+        await resp.write(chunk({}, "tool_calls"))
+        await resp.write(b"data: [DONE]\n\n")
         return resp
 
     async def completions(request: web.Request) -> web.StreamResponse:
