@@ -1,0 +1,308 @@
+"""Credentials in text: vendor tokens by their documented shapes, plus high-entropy values
+assigned to key-like names.
+
+Vendor patterns are precise (fixed prefixes, lengths, checksummed shapes), so they score high;
+the generic ``name = value`` rule relies on Shannon entropy and scores lower. Placeholders
+(``xxxx``, ``<your-key>``, ``${VAR}``, ``...EXAMPLE``) are near-misses everywhere: a documentation
+snippet is not a leak. Thresholds were chosen on data/secrets (see bench/ACCURACY.md).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import ClassVar
+
+import orjson
+from pydantic import Field
+
+from gateway.checks.base import BOTH_DIRECTIONS, CheckParams, Finding, ScanContext, resolve_overlaps
+
+
+def shannon_entropy(value: str) -> float:
+    """Bits per character of ``value``'s own character distribution."""
+    if not value:
+        return 0.0
+    n = len(value)
+    return -sum(c / n * math.log2(c / n) for c in Counter(value).values())
+
+
+_PLACEHOLDER = re.compile(
+    r"(.)\1{5,}"  # xxxxxx, 000000, ******
+    r"|(.{4,}?)\2"  # EXAMPLEEXAMPLE, 1234-1234-
+    r"|123456|abcdef|qwerty|example|sample|dummy|placeholder|changeme|redacted"
+    r"|your[_-]?\w*(?:key|token|secret|pass)"
+    r"|\$\{|\$\(|^\$\w|\{\{|<[^>]*>|%s|\.\.\.",  # ${VAR} $(cmd) $VAR {{tmpl}} <token> %s
+    re.IGNORECASE,
+)
+_TRIVIAL_PASSWORDS = frozenset(
+    {"password", "passwd", "pass", "secret", "token", "test", "user", "username", "admin", "root"}
+)
+
+
+def is_placeholder(value: str) -> bool:
+    """A value shaped like a credential that documentation or templates use in its place."""
+    return value.lower() in _TRIVIAL_PASSWORDS or _PLACEHOLDER.search(value) is not None
+
+
+def _jwt_part_is_json(part: str) -> bool:
+    try:
+        raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+        return isinstance(orjson.loads(raw), dict)
+    except (binascii.Error, ValueError):
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    """One credential shape. ``group`` selects the secret inside the match (0 = all of it)."""
+
+    label: str
+    pattern: re.Pattern[str]
+    score: float = 0.95
+    group: int = 0
+    validate: Callable[[re.Match[str]], bool] | None = None  # None: reject placeholders
+
+
+def _valid_jwt(m: re.Match[str]) -> bool:
+    header, payload = m.group(0).split(".")[:2]
+    return _jwt_part_is_json(header) and _jwt_part_is_json(payload)
+
+
+def _has_pem_body(m: re.Match[str]) -> bool:
+    body = re.sub(r"\s|^[\w-]+:.*$", "", m.group("body"), flags=re.MULTILINE)
+    return len(body) >= 32 and re.fullmatch(r"[A-Za-z0-9+/=]+", body) is not None
+
+
+_B = r"(?<![A-Za-z0-9_])"  # token start: not inside a longer identifier
+_E = r"(?![A-Za-z0-9_])"
+
+_VENDOR_RULES: tuple[_Rule, ...] = (
+    _Rule(
+        "AWS_ACCESS_KEY",
+        re.compile(_B + r"(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}" + _E),
+    ),
+    _Rule(
+        "AWS_SECRET_KEY",
+        re.compile(
+            r"(?i)aws.{0,20}?(?:secret|private)?.{0,10}?key[\"']?\s*(?:[:=]|=>)\s*[\"']?"
+            r"([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"
+        ),
+        group=1,
+    ),
+    _Rule(
+        "GITHUB_TOKEN",
+        re.compile(
+            _B + r"(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59})" + _E
+        ),
+    ),
+    _Rule(
+        "GITLAB_TOKEN",
+        re.compile(
+            _B + r"(?:gl(?:pat|dt|cbt|rt|soat|ft|agent|ffct|sat)-[A-Za-z0-9_-]{20,50}"
+            r"|glptt-[A-Za-z0-9_-]{40}|gloas-[A-Za-z0-9_-]{64}|glimt-[A-Za-z0-9_-]{25}"
+            r"|GR1348941[A-Za-z0-9_-]{20,50})(?![A-Za-z0-9_-])"
+        ),
+    ),
+    _Rule(
+        "SLACK_TOKEN",
+        re.compile(
+            _B + r"(?:xox[baprs]-(?:[0-9]{8,13}-){1,3}[A-Za-z0-9]{8,}(?![A-Za-z0-9#*_-])"
+            r"|xoxe(?:\.xox[bp])?-\d-[A-Z0-9]{140,})"
+        ),
+    ),
+    _Rule(
+        "SLACK_WEBHOOK",
+        re.compile(
+            r"(?:https?://)?hooks\.slack\.com/(?:services|workflows|triggers)/"
+            r"[A-Za-z0-9_]{6,}/[A-Za-z0-9_]{6,}/[A-Za-z0-9_/]{8,}"
+        ),
+    ),
+    _Rule(
+        "STRIPE_KEY",
+        re.compile(_B + r"(?:sk|rk)_(?:live|test|prod)_[0-9a-zA-Z]{20,}" + _E),
+    ),
+    _Rule(
+        "GOOGLE_API_KEY",
+        re.compile(_B + r"AIza[0-9A-Za-z_-]{35}" + r"(?![A-Za-z0-9_-])"),
+    ),
+    _Rule(
+        "ANTHROPIC_API_KEY",
+        re.compile(_B + r"sk-ant-(?:api|admin|sid)\d\d-[A-Za-z0-9_-]{93}AA(?![A-Za-z0-9_-])"),
+    ),
+    _Rule(
+        "OPENAI_API_KEY",
+        re.compile(
+            _B + r"sk-(?!ant-)(?:(?:proj|svcacct|admin)-)?"
+            r"(?:[A-Za-z0-9_-]{20,}T3BlbkFJ[A-Za-z0-9_-]{20,}|(?<=-)[A-Za-z0-9_-]{80,})"
+            r"(?![A-Za-z0-9_-])"
+        ),
+    ),
+    _Rule("NPM_TOKEN", re.compile(_B + r"npm_[A-Za-z0-9]{36}" + _E)),
+    _Rule("PYPI_TOKEN", re.compile(_B + r"pypi-AgE[A-Za-z0-9_-]{50,}")),
+    _Rule("SENDGRID_KEY", re.compile(_B + r"SG\.[\w-]{22}\.[\w-]{43}" + r"(?![\w-])")),
+    _Rule("TELEGRAM_BOT_TOKEN", re.compile(r"(?<!\d)\d{8,10}:AA[\w-]{33}" + r"(?![\w-])")),
+    _Rule("MAILCHIMP_KEY", re.compile(_B + r"[0-9a-f]{32}-us\d{1,2}" + _E), score=0.9),
+    _Rule("HASHICORP_VAULT_TOKEN", re.compile(_B + r"hv[sb]\.[\w-]{90,}")),
+    _Rule("HUGGINGFACE_TOKEN", re.compile(_B + r"hf_[A-Za-z]{34}" + _E)),
+    _Rule("NOTION_TOKEN", re.compile(_B + r"ntn_\d{11}[A-Za-z0-9]{35}" + _E)),
+    _Rule(
+        "SOURCEGRAPH_TOKEN",
+        re.compile(_B + r"sgp_(?:local_|[a-fA-F0-9]{16}_)?[a-fA-F0-9]{40}" + _E),
+    ),
+    _Rule(
+        "AZURE_STORAGE_KEY",
+        re.compile(r"AccountKey=(?P<key>[A-Za-z0-9+/]{86}==)"),
+        group=1,
+    ),
+    _Rule(
+        "AZURE_CLIENT_SECRET",
+        re.compile(r"(?<![\w~.-])[\w~.-]{3}\dQ~[\w~.-]{31,34}(?![\w~.-])"),
+        score=0.85,
+    ),
+    _Rule(
+        "PRIVATE_KEY",
+        re.compile(
+            r"-----BEGIN[ A-Z0-9_-]{0,40}PRIVATE KEY(?: BLOCK)?-----"
+            r"(?P<body>[\s\S]{0,16384}?)-----END[ A-Z0-9_-]{0,40}PRIVATE KEY(?: BLOCK)?-----"
+        ),
+        score=1.0,
+        validate=_has_pem_body,
+    ),
+    _Rule(
+        "JWT",
+        re.compile(
+            _B + r"eyJ[A-Za-z0-9_-]{10,}={0,2}\.eyJ[A-Za-z0-9_-]{10,}={0,2}(?:\.[A-Za-z0-9_-]{8,})?"
+        ),
+        score=0.9,
+        validate=_valid_jwt,
+    ),
+)
+
+# scheme://user:password@host -- database URLs, basic-auth URLs.
+_URL_CREDENTIALS = re.compile(
+    r"(?i)\b[a-z][a-z0-9+.-]{1,30}://[^\s:/@'\"]{1,128}:(?P<secret>[^\s@/'\"]{1,256})@[\w.-]+"
+)
+# curl -u user:password / --user "user:password"
+_CURL_USER = re.compile(
+    r"(?:\s-u|--user)\s*[\\\s]*[\"']?(?P<user>[^\s\"':]*)[\"']?:[\"']?(?P<secret>[^\s\"']+)[\"']?"
+)
+# Authorization: Bearer <token>, Token/Api-Token/Basic headers and X-...-Key style headers.
+_AUTH_HEADER = re.compile(
+    r"(?i)(?:authorization|api[_-]?token|x-[\w-]*(?:key|token)|apikey|token)\s*[\"']?\s*:\s*"
+    r"(?:(?:bearer|basic|token|api-token)\s+)?(?P<secret>[A-Za-z0-9._~+/=@-]{8,})"
+)
+# name = value, name: value, "name": "value", NAME=value, name := value
+_ASSIGNMENT = re.compile(
+    r"(?i)(?P<name>[\w.-]*(?:api[_.-]?key|apikey|secret|passw(?:or)?d|pwd|token|access[_.-]?key"
+    r"|private[_.-]?key|client[_.-]?secret|credential|auth[_.-]?key)[\w.-]*)[\"']?"
+    r"\s*(?::=|=>|[:=])\s*[\"'`]?(?P<secret>[^\s\"'`,;)]{8,256})"
+)
+
+# Literal anchors: every rule above contains one of these (compared lower-case), so text with
+# none of them cannot match and ``prefilter`` can say so without running the patterns.
+_ANCHORS = re.compile(
+    r"a3t|akia|asia|abia|acca|aws|gh[pousr]_|github_pat_|gl[a-z]+-|gr1348941|xox|hooks\.slack"
+    r"|_live_|_test_|_prod_|aiza|sk-|private key|eyj|://|-u|--user|authori|token|key|secret"
+    r"|pass|pwd|credential|npm_|pypi-|sg\.|:aa|-us|hv[sb]\.|hf_|ntn_|sgp_|\dq~"
+)
+
+# Entropy floor for generic values: random 16+ char tokens score >= 3.5 bits/char, words and
+# identifiers mostly below 3.0; mixed short passwords sit around 3.0-3.3.
+_MIN_GENERIC_ENTROPY = 3.0
+
+
+_HEX = re.compile(r"[0-9a-fA-F-]+")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# Names that hold identifiers or metadata about a secret rather than the secret itself.
+_NOT_A_SECRET_NAME = re.compile(r"(?i)(?:id|ids|name|type|url|uri|path|file|length|version)$")
+
+
+def _looks_random(value: str, min_entropy: float) -> bool:
+    """Mixed letters/digits, not a placeholder, and enough entropy for its alphabet.
+
+    Hex strings carry at most 4 bits/char (a 16-char hex token averages ~3.2), so they get a
+    0.3 lower floor than mixed-case values.
+    """
+    classes = sum(bool(re.search(p, value)) for p in (r"[a-z]", r"[A-Z]", r"[0-9]"))
+    floor = min_entropy - 0.3 if _HEX.fullmatch(value) else min_entropy
+    return classes >= 2 and shannon_entropy(value) >= floor and not is_placeholder(value)
+
+
+class SecretsParams(CheckParams):
+    # Bits/char a value assigned to a key-like name needs to count as a secret.
+    min_entropy: float = Field(default=_MIN_GENERIC_ENTROPY, ge=0.0, le=8.0)
+    # Report generic "name = high-entropy value" findings as well as vendor token shapes.
+    generic: bool = True
+
+
+class SecretsCheck:
+    """API keys, tokens, private keys, credentials in URLs and high-entropy assigned values."""
+
+    name: ClassVar[str] = "secrets"
+    Params: ClassVar[type[SecretsParams]] = SecretsParams
+    directions: ClassVar[frozenset[str]] = BOTH_DIRECTIONS
+    whole_text: ClassVar[bool] = False
+    # Tokens and JWTs fit; PEM private-key blocks (1.7-3.3 KB) do not, so a stream window may see
+    # only part of one -- ``scan`` reports an unterminated BEGIN...PRIVATE KEY header to the end of
+    # the window for that reason.
+    max_match_chars: ClassVar[int] = 512
+
+    def __init__(self, params: SecretsParams) -> None:
+        self.params = params
+
+    def prefilter(self, text: str) -> bool:
+        return _ANCHORS.search(text.lower()) is not None
+
+    def scan(self, text: str, ctx: ScanContext) -> list[Finding]:
+        if not self.prefilter(text):
+            return []
+        found = list(self._vendor(text))
+        found += self._unterminated_pem(text, ctx)
+        if self.params.generic:
+            found += self._generic(text)
+        return resolve_overlaps(found)
+
+    def _vendor(self, text: str) -> Iterator[Finding]:
+        for rule in _VENDOR_RULES:
+            for m in rule.pattern.finditer(text):
+                valid = rule.validate(m) if rule.validate else not is_placeholder(m.group(0))
+                if valid:
+                    yield Finding(rule.label, m.start(rule.group), m.end(rule.group), rule.score)
+
+    @staticmethod
+    def _unterminated_pem(text: str, ctx: ScanContext) -> list[Finding]:
+        m = re.search(r"-----BEGIN[ A-Z0-9_-]{0,40}PRIVATE KEY(?: BLOCK)?-----", text)
+        if m is None or "-----END" in text[m.end() :]:
+            return []
+        # On a final text a lone header is a truncated paste; mid-stream the rest may follow.
+        return [Finding("PRIVATE_KEY", m.start(), len(text), 0.9)]
+
+    def _generic(self, text: str) -> Iterator[Finding]:
+        min_entropy = self.params.min_entropy
+        for m in _URL_CREDENTIALS.finditer(text):
+            if not is_placeholder(m.group("secret")) and len(m.group("secret")) >= 3:
+                yield Finding("URL_CREDENTIALS", m.start("secret"), m.end("secret"), 0.85)
+        for m in _CURL_USER.finditer(text):
+            secret = m.group("secret")
+            if len(secret) >= 6 and _looks_random(secret, min_entropy - 0.5):
+                yield Finding("BASIC_AUTH_PASSWORD", m.start("secret"), m.end("secret"), 0.8)
+        for m in _AUTH_HEADER.finditer(text):
+            if _looks_random(m.group("secret"), min_entropy):
+                yield Finding("AUTH_TOKEN", m.start("secret"), m.end("secret"), 0.8)
+        for m in _ASSIGNMENT.finditer(text):
+            name, secret = m.group("name"), m.group("secret")
+            # Passwords may be short; keys and tokens are long, short values are usually ids.
+            min_len = 8 if re.search(r"(?i)pass|pwd", name) else 16
+            if (
+                len(secret) >= min_len
+                and not _NOT_A_SECRET_NAME.search(name)
+                and not _UUID.fullmatch(secret)
+                and _looks_random(secret, min_entropy)
+            ):
+                yield Finding("GENERIC_SECRET", m.start("secret"), m.end("secret"), 0.7)
