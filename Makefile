@@ -25,6 +25,7 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 test: lint
+	sh tests/prepare.sh
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -207,3 +207,25 @@ def test_tool_call_arguments_are_checked(gw: RunningGateway, fake: FakeOpenAI) -
                    for tc in c.choices[0].delta.tool_calls or () if tc.function)
     assert args == expected
     assert chunks[-1].choices[0].finish_reason == "tool_calls"
+
+
+def test_flagged_request_reaches_the_review_queue_redacted(gw: RunningGateway,
+                                                           fake: FakeOpenAI) -> None:
+    fake.reply = f"Mail {EMAIL} via build7.corp.example.com now."
+    assert "build7.corp.example.com" in ask(gw, f"who is {EMAIL}? card {CARD}")
+    gw.flush()
+    h = {"authorization": f"Bearer {ADMIN_KEY}"}
+    items = httpx.get(gw.url + "/admin/flags?status=open", headers=h).json()["items"]
+    assert len(items) == 1
+    item = httpx.get(gw.url + f"/admin/flags/{items[0]['id']}", headers=h).json()
+    assert item["team"] == "search" and item["model"] == "gpt-test"
+    # Stored texts are the redacted ones: placeholders and labels, never the raw values.
+    assert EMAIL not in item["prompt"] and "4111" not in item["prompt"]
+    assert "<EMAIL_ADDRESS_1>" in item["prompt"] and "<CREDIT_CARD_1>" in item["prompt"]
+    assert EMAIL not in item["response"] and "build7" not in item["response"]
+    hosts = next(r for r in item["rules"] if r["rule"] == "internal-hosts")
+    f = hosts["findings"][0]
+    assert item["response"][f["start"]:f["end"]] == "<INTERNAL_HOSTS>"
+    pii = next(r for r in item["rules"] if r["rule"] == "pii" and r["action"] == "mask")
+    spans = {item["prompt"][x["start"]:x["end"]] for x in pii["findings"]}
+    assert spans == {"<EMAIL_ADDRESS_1>", "<CREDIT_CARD_1>"}

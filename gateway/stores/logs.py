@@ -1,4 +1,4 @@
-"""The log store interface: request records, API keys made at run time, spend queries.
+"""The log store interface: request records, the review queue, run-time API keys, spend queries.
 
 Two backends implement it (``logs_sqlite.py``, the embedded default, and ``logs_postgres.py``
 for durable logs at scale) and one contract suite (``tests/test_log_store_contract.py``) runs
@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from gateway.records import RequestRecord
+
+if TYPE_CHECKING:  # flags.py imports this module; the protocol only needs the names
+    from gateway.stores.flags import FlagQuery, RuleStat, Verdict
 
 GroupBy = Literal["model", "key", "day", "team"]
 
@@ -76,7 +79,12 @@ class LogStore(Protocol):
         """Raise if the store cannot answer (used by /readyz)."""
 
     async def write_records(self, records: Sequence[RequestRecord]) -> None:
-        """Insert a batch; a record whose request_id exists already is ignored."""
+        """Insert a batch; a record whose request_id exists already is ignored.
+
+        A record with ``flagged=True`` also becomes an open item of the review queue, in the same
+        transaction, so the queue never holds an item whose request was not logged (or misses
+        one that was).
+        """
 
     async def query_requests(self, query: RequestQuery) -> Page:
         """Records newest first, as ``RequestRecord.as_row()`` dicts, with cursor pagination."""
@@ -86,6 +94,34 @@ class LogStore(Protocol):
 
         Records with status >= 400 and zero cost still count as requests.
         """
+
+    # --- the review queue (see gateway/stores/flags.py) ---
+
+    async def list_flags(self, query: FlagQuery) -> Page:
+        """Items newest first (created_at, then id), with their reviews; cursor pagination.
+        A malformed cursor raises ``ValueError``."""
+
+    async def count_flags(self, query: FlagQuery) -> dict[str, int]:
+        """Items per status (open, confirmed, dismissed) under every filter except status."""
+
+    async def get_flag(self, flag_id: str) -> dict[str, Any] | None:
+        """One item with its full verdict history (oldest first); None when unknown."""
+
+    async def review_flag(self, flag_id: str, verdict: Verdict) -> bool:
+        """Append a verdict and make it the item's status; False for an unknown id."""
+
+    async def rule_stats(self, team: str | None, since: float | None = None,
+                         until: float | None = None) -> list[RuleStat]:
+        """Per (rule, check): items by current status, for the rules' precision."""
+
+    async def purge_requests(self, before: float, limit: int) -> int:
+        """Delete up to ``limit`` request records created before ``before``; returns how many."""
+
+    async def purge_reviewed_flags(self, before: float, limit: int) -> int:
+        """Delete up to ``limit`` reviewed items (and their history) whose last verdict is older
+        than ``before``; open items are kept. Returns how many items went."""
+
+    # --- keys ---
 
     async def create_key(self, key: StoredKey) -> None: ...
 

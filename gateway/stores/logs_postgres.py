@@ -14,7 +14,9 @@ from typing import Any
 import asyncpg
 
 from gateway.records import RequestRecord
+from gateway.stores import flags as fsql
 from gateway.stores import sqlcommon as sql
+from gateway.stores.flags import FlagQuery, RuleStat, Verdict
 from gateway.stores.logs import Page, RequestQuery, SpendQuery, SpendRow, StoredKey
 
 #: Advisory lock id guarding schema creation ("gwlogs01" as a big-endian int64).
@@ -24,6 +26,13 @@ _INSERT_REQUEST = sql.numbered(sql.INSERT_REQUEST)
 _INSERT_KEY = sql.numbered(sql.INSERT_KEY)
 _FIND_KEY = sql.numbered(sql.FIND_KEY)
 _REVOKE_KEY = sql.numbered(sql.REVOKE_KEY)
+_INSERT_FLAG = sql.numbered(fsql.INSERT_FLAG)
+_INSERT_FLAG_RULE = sql.numbered(fsql.INSERT_FLAG_RULE)
+_GET_FLAG = sql.numbered(fsql.GET_FLAG)
+_SET_STATUS = sql.numbered(fsql.SET_STATUS)
+_INSERT_REVIEW = sql.numbered(fsql.INSERT_REVIEW)
+_PURGE_REQUESTS = sql.numbered(fsql.PURGE_REQUESTS)
+_EXPIRED_FLAGS = sql.numbered(fsql.EXPIRED_FLAGS)
 
 
 class PostgresLogStore:
@@ -69,9 +78,19 @@ class PostgresLogStore:
     # --- requests --------------------------------------------------------------------------------
 
     async def write_records(self, records: Sequence[RequestRecord]) -> None:
-        """One atomic ``executemany`` per batch; duplicates of a stored request_id are ignored."""
-        if records:
-            await self._db.executemany(_INSERT_REQUEST, [sql.record_params(r) for r in records])
+        """One transaction per batch (flagged records join the review queue in it); duplicates
+        of a stored request_id are ignored."""
+        if not records:
+            return
+        params = [sql.record_params(r) for r in records]
+        flagged = fsql.flag_rows(records)
+        if not flagged.flags:
+            await self._db.executemany(_INSERT_REQUEST, params)  # atomic by itself
+            return
+        async with self._db.acquire() as conn, conn.transaction():
+            await conn.executemany(_INSERT_REQUEST, params)
+            await conn.executemany(_INSERT_FLAG, flagged.flags)
+            await conn.executemany(_INSERT_FLAG_RULE, flagged.rules)
 
     async def query_requests(self, query: RequestQuery) -> Page:
         """Newest first (created_at, then request_id, both descending); limit clamped to 1..1000;
@@ -86,6 +105,53 @@ class PostgresLogStore:
         stmt = sql.spend_statement(query, sql.POSTGRES)
         rows = await self._db.fetch(sql.numbered(stmt.sql), *stmt.params)
         return sql.spend_rows(rows)
+
+    # --- the review queue ------------------------------------------------------------------------
+
+    async def list_flags(self, query: FlagQuery) -> Page:
+        stmt = fsql.list_statement(query)
+        async with self._db.acquire() as conn:
+            page = fsql.page_of_flags(await conn.fetch(sql.numbered(stmt.sql), *stmt.params),
+                                      query.limit)
+            await _attach_reviews(conn, page.items)
+        return page
+
+    async def count_flags(self, query: FlagQuery) -> dict[str, int]:
+        stmt = fsql.counts_statement(query)
+        return fsql.counts_from_rows(await self._db.fetch(sql.numbered(stmt.sql), *stmt.params))
+
+    async def get_flag(self, flag_id: str) -> dict[str, Any] | None:
+        async with self._db.acquire() as conn:
+            row = await conn.fetchrow(_GET_FLAG, flag_id)
+            if row is None:
+                return None
+            item = fsql.row_to_flag(row)
+            await _attach_reviews(conn, [item])
+        return item
+
+    async def review_flag(self, flag_id: str, verdict: Verdict) -> bool:
+        update, insert = fsql.review_params(flag_id, verdict)
+        async with self._db.acquire() as conn, conn.transaction():
+            if await conn.fetchrow(_SET_STATUS, *update) is None:
+                return False
+            await conn.execute(_INSERT_REVIEW, *insert)
+        return True
+
+    async def rule_stats(self, team: str | None, since: float | None = None,
+                         until: float | None = None) -> list[RuleStat]:
+        stmt = fsql.stats_statement(team, since, until)
+        return fsql.stats_from_rows(await self._db.fetch(sql.numbered(stmt.sql), *stmt.params))
+
+    async def purge_requests(self, before: float, limit: int) -> int:
+        status = await self._db.execute(_PURGE_REQUESTS, float(before), int(limit))
+        return _affected(status)
+
+    async def purge_reviewed_flags(self, before: float, limit: int) -> int:
+        async with self._db.acquire() as conn, conn.transaction():
+            ids = [r["id"] for r in await conn.fetch(_EXPIRED_FLAGS, float(before), int(limit))]
+            for stmt in fsql.purge_flag_statements(ids) if ids else []:
+                await conn.execute(sql.numbered(stmt.sql), *stmt.params)
+        return len(ids)
 
     # --- keys ------------------------------------------------------------------------------------
 
@@ -111,5 +177,16 @@ class PostgresLogStore:
 async def _create_schema(pool: Any) -> None:
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK_ID)
-        for ddl in sql.schema(sql.POSTGRES):
+        for ddl in sql.schema(sql.POSTGRES) + fsql.schema(sql.POSTGRES):
             await conn.execute(ddl)
+
+
+async def _attach_reviews(conn: Any, items: list[dict[str, Any]]) -> None:
+    if items:
+        stmt = fsql.reviews_statement([i["id"] for i in items])
+        fsql.attach_reviews(items, await conn.fetch(sql.numbered(stmt.sql), *stmt.params))
+
+
+def _affected(status: str) -> int:
+    """asyncpg reports a command's row count only in its tag, e.g. ``DELETE 42``."""
+    return int(status.rsplit(" ", 1)[-1])

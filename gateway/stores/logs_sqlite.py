@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from gateway.records import RequestRecord
+from gateway.stores import flags as fsql
 from gateway.stores import sqlcommon as sql
+from gateway.stores.flags import FlagQuery, RuleStat, Verdict
 from gateway.stores.logs import Page, RequestQuery, SpendQuery, SpendRow, StoredKey
 
 T = TypeVar("T")
@@ -103,7 +105,7 @@ class SqliteLogStore:
             _set_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
             with _transaction(conn):
-                for ddl in sql.schema(sql.SQLITE):
+                for ddl in sql.schema(sql.SQLITE) + fsql.schema(sql.SQLITE):
                     conn.execute(ddl)
         except BaseException:
             conn.close()
@@ -142,14 +144,19 @@ class SqliteLogStore:
     # --- requests --------------------------------------------------------------------------------
 
     async def write_records(self, records: Sequence[RequestRecord]) -> None:
-        """One transaction per batch; duplicates of a stored request_id are ignored."""
+        """One transaction per batch (flagged records join the review queue in it); duplicates
+        of a stored request_id are ignored."""
         if not records:
             return
         params = [sql.record_params(r) for r in records]
+        flagged = fsql.flag_rows(records)
 
         def insert(conn: sqlite3.Connection) -> None:
             with _transaction(conn):
                 conn.executemany(sql.INSERT_REQUEST, params)
+                if flagged.flags:
+                    conn.executemany(fsql.INSERT_FLAG, flagged.flags)
+                    conn.executemany(fsql.INSERT_FLAG_RULE, flagged.rules)
 
         await self._run(insert)
 
@@ -166,6 +173,71 @@ class SqliteLogStore:
         stmt = sql.spend_statement(query, sql.SQLITE)
         rows = await self._run(lambda c: c.execute(stmt.sql, stmt.params).fetchall())
         return sql.spend_rows(rows)
+
+    # --- the review queue ------------------------------------------------------------------------
+
+    async def list_flags(self, query: FlagQuery) -> Page:
+        stmt = fsql.list_statement(query)
+
+        def run(conn: sqlite3.Connection) -> Page:
+            page = fsql.page_of_flags(conn.execute(stmt.sql, stmt.params).fetchall(), query.limit)
+            _attach_reviews(conn, page.items)
+            return page
+
+        return await self._run(run)
+
+    async def count_flags(self, query: FlagQuery) -> dict[str, int]:
+        stmt = fsql.counts_statement(query)
+        rows = await self._run(lambda c: c.execute(stmt.sql, stmt.params).fetchall())
+        return fsql.counts_from_rows(rows)
+
+    async def get_flag(self, flag_id: str) -> dict[str, Any] | None:
+        def run(conn: sqlite3.Connection) -> dict[str, Any] | None:
+            row = conn.execute(fsql.GET_FLAG, (flag_id,)).fetchone()
+            if row is None:
+                return None
+            item = fsql.row_to_flag(row)
+            _attach_reviews(conn, [item])
+            return item
+
+        return await self._run(run)
+
+    async def review_flag(self, flag_id: str, verdict: Verdict) -> bool:
+        update, insert = fsql.review_params(flag_id, verdict)
+
+        def run(conn: sqlite3.Connection) -> bool:
+            with _transaction(conn):
+                if not conn.execute(fsql.SET_STATUS, update).fetchall():
+                    return False
+                conn.execute(fsql.INSERT_REVIEW, insert)
+                return True
+
+        return await self._run(run)
+
+    async def rule_stats(self, team: str | None, since: float | None = None,
+                         until: float | None = None) -> list[RuleStat]:
+        stmt = fsql.stats_statement(team, since, until)
+        rows = await self._run(lambda c: c.execute(stmt.sql, stmt.params).fetchall())
+        return fsql.stats_from_rows(rows)
+
+    async def purge_requests(self, before: float, limit: int) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            with _transaction(conn):
+                return conn.execute(fsql.PURGE_REQUESTS, (float(before), int(limit))).rowcount
+
+        return await self._run(run)
+
+    async def purge_reviewed_flags(self, before: float, limit: int) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            with _transaction(conn):
+                ids = [r["id"] for r in
+                       conn.execute(fsql.EXPIRED_FLAGS, (float(before), int(limit))).fetchall()]
+                if ids:
+                    for stmt in fsql.purge_flag_statements(ids):
+                        conn.execute(stmt.sql, stmt.params)
+                return len(ids)
+
+        return await self._run(run)
 
     # --- keys ------------------------------------------------------------------------------------
 
@@ -190,3 +262,9 @@ class SqliteLogStore:
         rows = await self._run(
             lambda c: c.execute(sql.REVOKE_KEY, (float(at), key_id)).fetchall())
         return sql.row_to_key(rows[0]) if rows else None
+
+
+def _attach_reviews(conn: sqlite3.Connection, items: list[dict[str, Any]]) -> None:
+    if items:
+        stmt = fsql.reviews_statement([i["id"] for i in items])
+        fsql.attach_reviews(items, conn.execute(stmt.sql, stmt.params).fetchall())
