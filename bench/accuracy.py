@@ -201,33 +201,47 @@ def bench_refusal(data: Path) -> dict[str, tuple[PR, PR]]:
     return results
 
 
-def _prompt_1kb() -> str:
-    base = (
-        "Hi team, please summarise the meeting notes below and draft a reply to Dana "
-        "(dana.lee@acme.com, +1 415 555 0199). The staging box is 10.20.30.40 and the "
-        "deploy key lives in vault, not here. Action items: migrate billing, review the "
-        "Q3 roadmap, and schedule the security training. "
-    )
-    return (base * 4)[:1024]
+def _prompt_1kb(pii: bool) -> str:
+    """A 1 KB prompt: with an e-mail, a phone and an IP (``pii``), or with only ordinary numbers."""
+    if pii:
+        base = (
+            "Hi team, please summarise the meeting notes below and draft a reply to Dana "
+            "(dana.lee@acme.com, +1 415 555 0199). The staging box is 10.20.30.40 and the "
+            "deploy key lives in vault, not here. Action items: migrate billing, review the "
+            "Q3 roadmap, and schedule the security training. "
+        )
+    else:
+        base = (
+            "Hi team, please summarise the meeting notes below and draft a reply to Dana. "
+            "The staging box is in the usual place and the deploy key lives in vault, not here. "
+            "Action items: migrate billing, review the Q3 roadmap, and schedule the security "
+            "training for 12 people on May 3rd; budget is about 4,500 dollars. "
+        )
+    return (base * 6)[:1024]
 
 
-def bench_speed(repeat: int = 200) -> dict[str, float]:
-    """p50 milliseconds per scan of a 1 KB prompt, per check and for pii+secrets+injection."""
-    text = _prompt_1kb()
-    checks: dict[str, Check] = {
-        n: build_check(n, {}) for n in ("pii", "secrets", "prompt_injection", "invisible_text")
-    }
-    timings: dict[str, list[float]] = {n: [] for n in [*checks, "pii+secrets+injection"]}
-    for _ in range(repeat):
-        total = 0.0
-        for name, check in checks.items():
-            t0 = time.perf_counter()
-            check.scan(text, IN)
-            dt = (time.perf_counter() - t0) * 1000
-            timings[name].append(dt)
-            total += dt if name != "invisible_text" else 0.0
-        timings["pii+secrets+injection"].append(total)
-    return {n: statistics.median(v) for n, v in timings.items()}
+SPEED_CHECKS = ("pii", "secrets", "prompt_injection")
+
+
+def bench_speed(repeat: int = 300) -> dict[str, dict[str, float]]:
+    """p50 milliseconds per 1 KB prompt (clean / PII-bearing), per check and combined, as the
+    policy engine runs a check: ``prefilter`` then, when it passes, ``scan``."""
+    checks: dict[str, Check] = {n: build_check(n, {}) for n in SPEED_CHECKS}
+    out: dict[str, dict[str, float]] = {}
+    for kind, text in (("clean", _prompt_1kb(False)), ("pii", _prompt_1kb(True))):
+        timings: dict[str, list[float]] = {n: [] for n in [*checks, "combined"]}
+        for _ in range(repeat):
+            total = 0.0
+            for name, check in checks.items():
+                t0 = time.perf_counter()
+                if check.prefilter(text):
+                    check.scan(text, IN)
+                dt = (time.perf_counter() - t0) * 1000
+                timings[name].append(dt)
+                total += dt
+            timings["combined"].append(total)
+        out[kind] = {n: statistics.median(v) for n, v in timings.items()}
+    return out
 
 
 def _pct(x: float) -> str:
@@ -268,14 +282,25 @@ def render(data: Path) -> str:
         "presidio default: every pattern recognizer with the no_op engine and threshold 0.",
         "",
         "Where they differ: CREDIT_CARD recall comes from an extra Luhn-validated pattern for "
-        "12-19 digit numbers (19-digit Visa, 2-series Mastercard, 15-digit JCB, 12-digit Maestro), "
-        "which presidio's pattern (at most 17 digits, no 2-series) misses. PHONE_NUMBER precision "
-        "rises because the stock run also reports UK_NHS/US_DRIVER_LICENSE/bank numbers on the "
-        "same digits and we resolve overlaps; recall stays at presidio's: the misses are national "
-        "formats of regions presidio's phone recognizer does not try (AU, SE, CH, ...: '451 5986', "
-        "'78 651 450') and numbers libphonenumber rejects as invalid ('+1-984-182-0190'). Adding "
-        "19 more regions measured R 0.85 but P 0.51 on this set, so the default stays; no pattern "
-        "setup reached 0.90/0.90 for phones.",
+        "12-19 digit numbers (19-digit Visa, 2-series Mastercard, 15-digit JCB, 12-digit "
+        "Maestro), which presidio's pattern (at most 17 digits, no 2-series) misses. "
+        "PHONE_NUMBER: presidio's recognizer (libphonenumber, 8 regions) misses national "
+        "formats of other regions ('451 5986', '78 651 450') and numbers libphonenumber calls "
+        "invalid ('+1-984-182-0190'); adding 19 regions measured R 0.85 but P 0.51. Ours reads "
+        "the digit-group structure instead (`gateway/checks/_phone.py`): a whole run of digit "
+        "groups with an optional '+' prefix, '(0)' trunk, '(area)' and extension; one kind of "
+        "separator, 7-15 digits; dates, dotted quads, SSN/ZIP+4 shapes, card-like 4-4-4 groups,"
+        " ISBN-like one-digit groups, long unbroken ids and amounts after a currency sign are "
+        "rejected. A prefix, parentheses, an extension or three or more groups score 0.4 "
+        "(presidio's phone score); two groups or one unbroken run count only when presidio's "
+        "recognizer validates them or a phone word (phone, call, fax, mobile, message, ...) is "
+        "next to them, never on 'number' alone (licence and account numbers); runs of one- or "
+        "two-digit groups apart by spaces (lists, hex dumps) need a phone word. Remaining "
+        "errors: a 4-2-4 driver-licence number taken for a phone, and two-group numbers with no"
+        " phone word ('answering at 99 668472'). On the other development sets (XSTest, "
+        "CyberSecEval, refusal completions, secrets vectors, 2,400 texts, no phone numbers "
+        "labelled) it reports only numbers that are phones ('1-800-829-1040', JSON phone_number"
+        " fields) plus one unbroken 10-digit run that libphonenumber accepts.",
         "",
         "## Prompt injection (heuristics, `threshold` 0.6)",
         "",
@@ -320,11 +345,18 @@ def render(data: Path) -> str:
         )
     lines += [
         "",
-        "## Speed (p50 of 200 scans of a 1 KB prompt with an e-mail, a phone and an IP, one core)",
+        "## Speed (p50 of 300 runs of prefilter + scan on a 1 KB prompt, one core, shared host)",
         "",
-        "| check | p50 ms |",
-        "| --- | ---: |",
-        *(f"| {name} | {ms:.2f} |" for name, ms in speed.items()),
+        "Clean: ordinary prose with a few small numbers (12 people, May 3rd, 4,500 dollars). "
+        "PII: the same kind of prompt with an e-mail, a phone number and an IP. "
+        "Target: pii + secrets + prompt_injection at most 2 ms at p50.",
+        "",
+        "| check | clean p50 ms | PII-bearing p50 ms |",
+        "| --- | ---: | ---: |",
+        *(
+            f"| {name} | {speed['clean'][name]:.2f} | {speed['pii'][name]:.2f} |"
+            for name in speed["clean"]
+        ),
         "",
     ]
     return "\n".join(lines)

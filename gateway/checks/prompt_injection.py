@@ -35,7 +35,7 @@ _FILLER = (
 )
 
 # (label suffix, weight, pattern)
-_SIGNALS: tuple[tuple[str, float, re.Pattern[str]], ...] = (
+_SIGNALS: tuple[tuple[str, float, re.Pattern[str], tuple[str, ...]], ...] = (
     (
         "override",
         0.9,
@@ -45,11 +45,26 @@ _SIGNALS: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             rf"{_FILLER}\s+(?:{_PRIOR}\s+)?(?:\w+\s+)?{_RULES}\b",
             _I,
         ),
+        (
+            "ignore",
+            "disregard",
+            "forget",
+            "skip",
+            "bypass",
+            "override",
+            "overlook",
+            "neglect",
+            "abandon",
+            "drop",
+            "aside",
+            "follow",
+        ),
     ),
     (
         "override",
         0.8,
         re.compile(r"\b(?:ignore|disregard|forget)\s+(?:all\s+)?(?:of\s+)?(?:the\s+)?above\b", _I),
+        ("above",),
     ),
     (
         "override",
@@ -59,6 +74,7 @@ _SIGNALS: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r"(?:say|state|output|print|respond|reply|write|tell|return|answer)\b",
             _I,
         ),
+        ("ignore", "disregard"),
     ),
     (
         "override",
@@ -68,6 +84,7 @@ _SIGNALS: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r"|\bfrom\s+now\s+on,?\s+(?:you|ignore|only|always|respond)\b",
             _I,
         ),
+        ("new", "updated", "real", "actual", "true", "from"),
     ),
     (
         "jailbreak",
@@ -78,6 +95,7 @@ _SIGNALS: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r"|\bjailbr(?:eak|oken)\b",
             _I | re.DOTALL,
         ),
+        ("dan", "anything", "mode", "jailbr"),
     ),
     (
         "jailbreak",
@@ -91,6 +109,7 @@ _SIGNALS: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r"|\b(?:enable|activate|enter|switch\s+to)\s+\w+\s+mode\b",
             _I,
         ),
+        ("you", "act", "pretend", "ethical", "moral", "content", "filter", "restriction", "mode"),
     ),
     (
         # Weak alone ("developer mode" is also a browser feature); with another signal it counts.
@@ -101,6 +120,7 @@ _SIGNALS: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r"|censorship)\b|\b(?:unrestricted|unfiltered|uncensored)\b",
             _I,
         ),
+        ("mode", "without", "unrestricted", "unfiltered", "uncensored"),
     ),
     (
         "extraction",
@@ -113,6 +133,7 @@ _SIGNALS: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r"|instructions|prompt|rules|configuration)\b",
             _I,
         ),
+        ("prompt", "message", "instruction", "rules", "configuration"),
     ),
     (
         "extraction",
@@ -123,6 +144,7 @@ _SIGNALS: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r"|api\s+key|access\s+code)\b",
             _I,
         ),
+        ("pass", "secret", "api", "access"),
     ),
     (
         "authority",
@@ -134,6 +156,18 @@ _SIGNALS: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r"\w+\s+mode\b",
             0,
         ),
+        (
+            "developer",
+            "creator",
+            "admin",
+            "owner",
+            "operator",
+            "programmer",
+            "supervisor",
+            "god",
+            "override",
+            "mode",
+        ),
     ),
     (
         "injected_task",
@@ -144,6 +178,7 @@ _SIGNALS: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r"|\b(?:print|output|state|say|repeat)\s+the\s+following\s*:",
             _I,
         ),
+        ("ignor", "following"),
     ),
     (
         "secret_request",
@@ -157,6 +192,7 @@ _SIGNALS: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r"|initials|name|location|social\s+security)",
             _I,
         ),
+        ("pass", "secret", "user"),
     ),
     (
         "role_marker",
@@ -166,6 +202,7 @@ _SIGNALS: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r"|^\s*\[?system\]?\s*:\s*(?:you|ignore|new)",
             _I | re.MULTILINE,
         ),
+        ("<|", "inst]", "<<sys", "system", "instruction"),
     ),
 )
 # Overrides in other languages (FR, ES, PT, IT, DE, NL, EL): "ignore the previous instructions".
@@ -182,6 +219,11 @@ _MULTILINGUAL = re.compile(
     r"|senha|wachtwoord)\b|パスワード|비밀번호|密码",
     _I,
 )
+# Every match of ``_MULTILINGUAL`` in ASCII text contains one of these.
+_MULTILINGUAL_ASCII = (
+    "ignor", "oubli", "olvida", "esquece", "vergiss", "vergessen", "negeer", "vergeet", "pass",
+    "senha", "wachtwoord",
+)  # fmt: skip
 
 _LEET = str.maketrans(
     {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"}
@@ -237,9 +279,15 @@ def _deobfuscated(text: str) -> str:
 
 
 def _plain_signals(text: str) -> Iterator[tuple[float, int, int]]:
-    for _, weight, pattern in _SIGNALS:
+    # Keyword gates are exact only for ASCII: under IGNORECASE the Kelvin sign matches 'k'.
+    low = text.lower() if text.isascii() else None
+    for _, weight, pattern, keywords in _SIGNALS:
+        if low is not None and not any(k in low for k in keywords):
+            continue
         for m in pattern.finditer(text):
             yield weight, m.start(), m.end()
+    if low is not None and not any(k in low for k in _MULTILINGUAL_ASCII):
+        return
     for m in _MULTILINGUAL.finditer(text):
         yield 0.8, m.start(), m.end()
 

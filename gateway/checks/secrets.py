@@ -67,6 +67,9 @@ class _Rule:
     score: float = 0.95
     group: int = 0
     validate: Callable[[re.Match[str]], bool] | None = None  # None: reject placeholders
+    # Every match contains one of these (lower-case): on ASCII text the pattern runs only when one
+    # occurs in the lower-cased text. Empty: always run.
+    keywords: tuple[str, ...] = ()
 
 
 def _valid_jwt(m: re.Match[str]) -> bool:
@@ -86,6 +89,7 @@ _VENDOR_RULES: tuple[_Rule, ...] = (
     _Rule(
         "AWS_ACCESS_KEY",
         re.compile(_B + r"(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}" + _E),
+        keywords=("a3t", "akia", "asia", "abia", "acca"),
     ),
     _Rule(
         "AWS_SECRET_KEY",
@@ -94,12 +98,14 @@ _VENDOR_RULES: tuple[_Rule, ...] = (
             r"([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"
         ),
         group=1,
+        keywords=("aws",),
     ),
     _Rule(
         "GITHUB_TOKEN",
         re.compile(
             _B + r"(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59})" + _E
         ),
+        keywords=("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
     ),
     _Rule(
         "GITLAB_TOKEN",
@@ -108,6 +114,7 @@ _VENDOR_RULES: tuple[_Rule, ...] = (
             r"|glptt-[A-Za-z0-9_-]{40}|gloas-[A-Za-z0-9_-]{64}|glimt-[A-Za-z0-9_-]{25}"
             r"|GR1348941[A-Za-z0-9_-]{20,50})(?![A-Za-z0-9_-])"
         ),
+        keywords=("gl", "gr1348941"),
     ),
     _Rule(
         "SLACK_TOKEN",
@@ -115,6 +122,7 @@ _VENDOR_RULES: tuple[_Rule, ...] = (
             _B + r"(?:xox[baprs]-(?:[0-9]{8,13}-){1,3}[A-Za-z0-9]{8,}(?![A-Za-z0-9#*_-])"
             r"|xoxe(?:\.xox[bp])?-\d-[A-Z0-9]{140,})"
         ),
+        keywords=("xox",),
     ),
     _Rule(
         "SLACK_WEBHOOK",
@@ -122,18 +130,22 @@ _VENDOR_RULES: tuple[_Rule, ...] = (
             r"(?:https?://)?hooks\.slack\.com/(?:services|workflows|triggers)/"
             r"[A-Za-z0-9_]{6,}/[A-Za-z0-9_]{6,}/[A-Za-z0-9_/]{8,}"
         ),
+        keywords=("hooks.slack.com",),
     ),
     _Rule(
         "STRIPE_KEY",
         re.compile(_B + r"(?:sk|rk)_(?:live|test|prod)_[0-9a-zA-Z]{20,}" + _E),
+        keywords=("_live_", "_test_", "_prod_"),
     ),
     _Rule(
         "GOOGLE_API_KEY",
         re.compile(_B + r"AIza[0-9A-Za-z_-]{35}" + r"(?![A-Za-z0-9_-])"),
+        keywords=("aiza",),
     ),
     _Rule(
         "ANTHROPIC_API_KEY",
         re.compile(_B + r"sk-ant-(?:api|admin|sid)\d\d-[A-Za-z0-9_-]{93}AA(?![A-Za-z0-9_-])"),
+        keywords=("sk-ant-",),
     ),
     _Rule(
         "OPENAI_API_KEY",
@@ -142,28 +154,47 @@ _VENDOR_RULES: tuple[_Rule, ...] = (
             r"(?:[A-Za-z0-9_-]{20,}T3BlbkFJ[A-Za-z0-9_-]{20,}|(?<=-)[A-Za-z0-9_-]{80,})"
             r"(?![A-Za-z0-9_-])"
         ),
+        keywords=("sk-",),
     ),
-    _Rule("NPM_TOKEN", re.compile(_B + r"npm_[A-Za-z0-9]{36}" + _E)),
-    _Rule("PYPI_TOKEN", re.compile(_B + r"pypi-AgE[A-Za-z0-9_-]{50,}")),
-    _Rule("SENDGRID_KEY", re.compile(_B + r"SG\.[\w-]{22}\.[\w-]{43}" + r"(?![\w-])")),
-    _Rule("TELEGRAM_BOT_TOKEN", re.compile(r"(?<!\d)\d{8,10}:AA[\w-]{33}" + r"(?![\w-])")),
-    _Rule("MAILCHIMP_KEY", re.compile(_B + r"[0-9a-f]{32}-us\d{1,2}" + _E), score=0.9),
-    _Rule("HASHICORP_VAULT_TOKEN", re.compile(_B + r"hv[sb]\.[\w-]{90,}")),
-    _Rule("HUGGINGFACE_TOKEN", re.compile(_B + r"hf_[A-Za-z]{34}" + _E)),
-    _Rule("NOTION_TOKEN", re.compile(_B + r"ntn_\d{11}[A-Za-z0-9]{35}" + _E)),
+    _Rule("NPM_TOKEN", re.compile(_B + r"npm_[A-Za-z0-9]{36}" + _E), keywords=("npm_",)),
+    _Rule("PYPI_TOKEN", re.compile(_B + r"pypi-AgE[A-Za-z0-9_-]{50,}"), keywords=("pypi-age",)),
+    _Rule(
+        "SENDGRID_KEY",
+        re.compile(_B + r"SG\.[\w-]{22}\.[\w-]{43}" + r"(?![\w-])"),
+        keywords=("sg.",),
+    ),
+    _Rule(
+        "TELEGRAM_BOT_TOKEN",
+        re.compile(r"(?<!\d)\d{8,10}:AA[\w-]{33}" + r"(?![\w-])"),
+        keywords=(":aa",),
+    ),
+    _Rule(
+        "MAILCHIMP_KEY",
+        re.compile(_B + r"[0-9a-f]{32}-us\d{1,2}" + _E),
+        score=0.9,
+        keywords=("-us",),
+    ),
+    _Rule(
+        "HASHICORP_VAULT_TOKEN", re.compile(_B + r"hv[sb]\.[\w-]{90,}"), keywords=("hvs.", "hvb.")
+    ),
+    _Rule("HUGGINGFACE_TOKEN", re.compile(_B + r"hf_[A-Za-z]{34}" + _E), keywords=("hf_",)),
+    _Rule("NOTION_TOKEN", re.compile(_B + r"ntn_\d{11}[A-Za-z0-9]{35}" + _E), keywords=("ntn_",)),
     _Rule(
         "SOURCEGRAPH_TOKEN",
         re.compile(_B + r"sgp_(?:local_|[a-fA-F0-9]{16}_)?[a-fA-F0-9]{40}" + _E),
+        keywords=("sgp_",),
     ),
     _Rule(
         "AZURE_STORAGE_KEY",
         re.compile(r"AccountKey=(?P<key>[A-Za-z0-9+/]{86}==)"),
         group=1,
+        keywords=("accountkey=",),
     ),
     _Rule(
         "AZURE_CLIENT_SECRET",
         re.compile(r"(?<![\w~.-])[\w~.-]{3}\dQ~[\w~.-]{31,34}(?![\w~.-])"),
         score=0.85,
+        keywords=("q~",),
     ),
     _Rule(
         "PRIVATE_KEY",
@@ -173,6 +204,7 @@ _VENDOR_RULES: tuple[_Rule, ...] = (
         ),
         score=1.0,
         validate=_has_pem_body,
+        keywords=("private key",),
     ),
     _Rule(
         "JWT",
@@ -181,6 +213,7 @@ _VENDOR_RULES: tuple[_Rule, ...] = (
         ),
         score=0.9,
         validate=_valid_jwt,
+        keywords=("eyj",),
     ),
 )
 
@@ -269,7 +302,11 @@ class SecretsCheck:
         return resolve_overlaps(found)
 
     def _vendor(self, text: str) -> Iterator[Finding]:
+        # Keyword gates are exact only for ASCII (IGNORECASE lets the Kelvin sign match 'k').
+        low = text.lower() if text.isascii() else None
         for rule in _VENDOR_RULES:
+            if low is not None and rule.keywords and not any(k in low for k in rule.keywords):
+                continue
             for m in rule.pattern.finditer(text):
                 valid = rule.validate(m) if rule.validate else not is_placeholder(m.group(0))
                 if valid:
@@ -285,17 +322,23 @@ class SecretsCheck:
 
     def _generic(self, text: str) -> Iterator[Finding]:
         min_entropy = self.params.min_entropy
-        for m in _URL_CREDENTIALS.finditer(text):
+        low = text.lower() if text.isascii() else None
+
+        def gate(*keywords: str) -> bool:
+            return low is None or any(k in low for k in keywords)
+
+        for m in _URL_CREDENTIALS.finditer(text) if gate("://") else ():
             if not is_placeholder(m.group("secret")) and len(m.group("secret")) >= 3:
                 yield Finding("URL_CREDENTIALS", m.start("secret"), m.end("secret"), 0.85)
-        for m in _CURL_USER.finditer(text):
+        for m in _CURL_USER.finditer(text) if gate("-u") else ():
             secret = m.group("secret")
             if len(secret) >= 6 and _looks_random(secret, min_entropy - 0.5):
                 yield Finding("BASIC_AUTH_PASSWORD", m.start("secret"), m.end("secret"), 0.8)
-        for m in _AUTH_HEADER.finditer(text):
+        for m in _AUTH_HEADER.finditer(text) if gate("authori", "token", "key") else ():
             if _looks_random(m.group("secret"), min_entropy):
                 yield Finding("AUTH_TOKEN", m.start("secret"), m.end("secret"), 0.8)
-        for m in _ASSIGNMENT.finditer(text):
+        assignment = gate("key", "secret", "passw", "pwd", "token", "credential")
+        for m in _ASSIGNMENT.finditer(text) if assignment else ():
             name, secret = m.group("name"), m.group("secret")
             # Passwords may be short; keys and tokens are long, short values are usually ids.
             min_len = 8 if re.search(r"(?i)pass|pwd", name) else 16
