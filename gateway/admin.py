@@ -22,6 +22,7 @@ from starlette.routing import Route
 from gateway.auth import Principal, bearer_key
 from gateway.budget import micros_to_usd
 from gateway.errors import Forbidden, InvalidRequest, NotFound
+from gateway.forecast import forecasts
 from gateway.services import Services
 from gateway.stores.logs import RequestQuery, SpendQuery, StoredKey
 
@@ -123,7 +124,10 @@ def admin_routes(s: Services) -> list[Route]:
                   "completion_tokens": r.completion_tokens,
                   "cost_usd": micros_to_usd(r.cost_micros)} for r in rows]
         total = micros_to_usd(sum(r.cost_micros for r in rows))
-        return json_response({"rows": items, "total_cost_usd": total})
+        body: dict[str, Any] = {"rows": items, "total_cost_usd": total}
+        if parse_bool(q.get("forecast"), "forecast"):
+            body["forecasts"] = await forecasts(s, scoped_team(p, q.get("team") or None, s))
+        return json_response(body)
 
     async def requests_(request: Request) -> Response:
         p = await principal_of(s, request)
@@ -166,6 +170,7 @@ def _key_routes(s: Services) -> list[Route]:
                         key_hash=hashlib.sha256(secret.encode()).hexdigest(),
                         created_at=time.time())
         await s.log_store.create_key(key)
+        await s.audit.record(p, "key.create", f"key:{key.id}", {"team": team, "name": name})
         return json_response({**key.public(), "key": secret}, status=201)
 
     async def list_keys(request: Request) -> Response:
@@ -181,6 +186,7 @@ def _key_routes(s: Services) -> list[Route]:
         if key is None:
             raise NotFound(f"No key '{request.path_params['key_id']}'.")
         s.auth.forget(key.key_hash)
+        await s.audit.record(p, "key.revoke", f"key:{key.id}", {"team": key.team})
         return json_response(key.public())
 
     return [

@@ -11,6 +11,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -21,9 +22,13 @@ from gateway.auth import bearer_key
 from gateway.errors import GatewayError
 from gateway.metrics import CONTENT_TYPE
 from gateway.openapi import openapi_document
+from gateway.ops import InFlight
+from gateway.ops_admin import ops_routes
+from gateway.review import review_routes
 from gateway.services import Services, build_services
 from gateway.settings import Settings, default_settings, load_settings
 from gateway.streaming import SSEResponse
+from gateway.ui.routes import ui_routes
 
 log = logging.getLogger("gateway")
 
@@ -104,6 +109,7 @@ def _ops_routes(s: Services) -> list[Route]:
         return json_response({"status": "ready"})
 
     async def metrics(request: Request) -> Response:
+        await s.metrics.refresh()
         return Response(s.metrics.render(), media_type=CONTENT_TYPE)
 
     async def openapi(request: Request) -> Response:
@@ -129,8 +135,10 @@ def create_app(settings: Settings) -> Starlette:
 
     handlers: dict[Any, Any] = {GatewayError: _gateway_error, HTTPException: _gateway_error,
                                 Exception: _gateway_error}
-    routes = [*_api_routes(services), *_ops_routes(services)]
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
+    routes = [*_api_routes(services), *_ops_routes(services),
+              *review_routes(services), *ui_routes(services), *ops_routes(services)]
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers,
+                    middleware=[Middleware(InFlight, ops=services.ops)])
     app.state.services = services
     return app
 

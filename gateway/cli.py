@@ -1,14 +1,17 @@
-"""The ``gateway`` command: ``serve`` and ``check-config``."""
+"""The ``gateway`` command: ``serve``, ``check-config``, ``flags``, ``spend`` and ``audit``."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from typing import Any
 
 import orjson
 import yaml
 
+from gateway.cli_flags import add_flags_parser, run_flags
+from gateway.cli_ops import add_ops_parsers, run_ops
 from gateway.settings import (
     DEMO_ADMIN_KEY,
     DEMO_KEY,
@@ -31,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate a configuration and print it")
     check.add_argument("path")
     check.add_argument("--json", action="store_true", help="print JSON instead of YAML")
+    add_flags_parser(sub)
+    add_ops_parsers(sub)
     return p
 
 
@@ -56,11 +61,43 @@ def _serve(args: argparse.Namespace) -> int:
               f"-H 'Authorization: Bearer {DEMO_KEY}' -H 'Content-Type: application/json' "
               """-d '{"model":"mock","messages":[{"role":"user","content":"hello"}]}'""",
               flush=True)
+    own_dir = _multiprocess_metrics(workers)
+    try:
+        _run_uvicorn(uvicorn, settings, host, port, workers)
+    finally:
+        if own_dir:
+            import shutil
+
+            shutil.rmtree(own_dir, ignore_errors=True)
+    return 0
+
+
+def _run_uvicorn(uvicorn: Any, settings: Settings, host: str, port: int, workers: int) -> None:
     uvicorn.run("gateway.app:app_from_env", factory=True, host=host, port=port,
                 workers=workers, loop="uvloop", http="httptools", access_log=False,
                 log_level="info", timeout_graceful_shutdown=int(settings.server.shutdown_grace_s),
                 proxy_headers=False, server_header=False)
-    return 0
+
+
+def _multiprocess_metrics(workers: int) -> str | None:
+    """With several workers, metrics go through prometheus-client's shared files so that a
+    scrape of any worker sees the sum of all; the directory is emptied so a previous run's dead
+    workers are not counted. Must happen before a worker imports prometheus_client."""
+    import shutil
+    import tempfile
+
+    from gateway.metrics import MULTIPROC_ENV
+
+    path = os.environ.get(MULTIPROC_ENV)
+    if path:
+        shutil.rmtree(path, ignore_errors=True)
+        os.makedirs(path, exist_ok=True)
+        return None  # the operator's directory: emptied, never removed
+    if workers <= 1:
+        return None
+    path = tempfile.mkdtemp(prefix="gateway-metrics-")
+    os.environ[MULTIPROC_ENV] = path
+    return path
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -83,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(args)
+        if args.command == "flags":
+            return run_flags(args)
+        if args.command in ("spend", "audit"):
+            return run_ops(args)
         return _check(args)
     except ConfigError as exc:
         print(f"gateway: {exc}", file=sys.stderr)

@@ -2,21 +2,43 @@
 
 Label children are cached per (team, model, ...) tuple because ``.labels()`` takes a lock and
 builds a key on every call; on the hot path one dict lookup replaces that.
+
+Values that live elsewhere (the log queue depth, the budget engine's counters, each team's
+remaining budget) are copied into ordinary metrics by ``refresh()``, every few seconds and before
+each scrape, instead of being read by callback collectors: with several workers
+(``PROMETHEUS_MULTIPROC_DIR`` set, see ``gateway serve --workers``) a scrape reaches one worker
+only, and only values written through prometheus-client's multiprocess files are summed over all
+of them. ``render()`` then reads those files with ``MultiProcessCollector``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from gateway.records import RequestRecord
 
+if TYPE_CHECKING:
+    from gateway.budget import Budgets
+
+log = logging.getLogger("gateway.metrics")
+
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
                     30, 60, 120)
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: A scrape refreshes the copied values at most this often (budget status costs a store call).
+MIN_REFRESH_S = 1.0
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get(MULTIPROC_ENV) or None
 
 
 class Metrics:
@@ -31,6 +53,9 @@ class Metrics:
         self.upstream_latency = Histogram("gateway_upstream_duration_seconds",
                                           "Time spent waiting for the upstream",
                                           ["model"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.overhead = Histogram("gateway_overhead_duration_seconds",
+                                  "The gateway's own time: whole request minus upstream time",
+                                  ["model", "endpoint"], buckets=_LATENCY_BUCKETS, registry=r)
         self.ttft = Histogram("gateway_time_to_first_token_seconds",
                               "Time to the first streamed chunk", ["team", "model"],
                               buckets=_LATENCY_BUCKETS, registry=r)
@@ -38,15 +63,71 @@ class Metrics:
                               ["team", "model", "kind"], registry=r)
         self.cost = Counter("gateway_cost_usd", "Cost in USD by team and model",
                             ["team", "model"], registry=r)
+        self.rule_hits = Counter("gateway_rule_hits", "Policy rules that fired, by rule and action",
+                                 ["rule", "action"], registry=r)
+        self.store_errors = Counter("gateway_store_errors",
+                                    "Failed calls to a store (logs, ops), by store", ["store"],
+                                    registry=r)
         self.records_dropped = Counter("gateway_log_records_dropped",
                                        "Request records dropped (queue full or store down)",
                                        registry=r)
         self.log_queue_depth = Gauge("gateway_log_queue_depth",
-                                     "Request records waiting to be written", registry=r)
+                                     "Request records waiting to be written", registry=r,
+                                     multiprocess_mode="livesum")
+        self.budget_remaining = Gauge("gateway_budget_remaining_usd",
+                                      "Budget left in the current period, per team",
+                                      ["team"], registry=r, multiprocess_mode="mostrecent")
+        self.kill_switches = Gauge("gateway_kill_switches_active",
+                                   "Models and teams disabled by a kill switch", ["kind"],
+                                   registry=r, multiprocess_mode="max")
+        self.ops_alerts = Counter("gateway_ops_alerts", "SLO and drift alerts raised",
+                                  ["model", "kind"], registry=r)
         self._children: dict[tuple[str, ...], Any] = {}
+        self._depth: Callable[[], int] = lambda: 0
+        self._budgets: Budgets | None = None
+        self._teams: list[str] = []
+        self._budget_metrics: dict[str, Any] = {}
+        self._budget_seen: dict[str, float] = {}
+        self._switch_count: Callable[[], dict[str, int]] = dict
+        self._refreshed = 0.0
+
+    # --- wiring ------------------------------------------------------------------------------
 
     def bind_queue_depth(self, depth: Callable[[], int]) -> None:
-        self.log_queue_depth.set_function(lambda: float(depth()))
+        self._depth = depth
+
+    def bind_budgets(self, budgets: Budgets, teams: list[str]) -> None:
+        """Mirror ``Budgets.metrics()`` (degraded mode, store errors, refusals, ...) and the
+        remaining budget of ``teams``."""
+        self._budgets = budgets
+        self._teams = teams
+        for name in budgets.metrics():
+            doc = f"{name} (from the budget engine; see docs/operations.md)"
+            if name.endswith("_total"):
+                self._budget_metrics[name] = Counter(name.removesuffix("_total"), doc,
+                                                     registry=self.registry)
+            else:
+                self._budget_metrics[name] = Gauge(name, doc, registry=self.registry,
+                                                   multiprocess_mode="max")
+
+    def bind_switches(self, count: Callable[[], dict[str, int]]) -> None:
+        self._switch_count = count
+
+    def counting_errors(self, store: str, fn: Callable[[Any], Awaitable[None]]
+                        ) -> Callable[[Any], Awaitable[None]]:
+        """Wrap a store call so each failure is counted (and still raised)."""
+        child = self.store_errors.labels(store)
+
+        async def call(arg: Any) -> None:
+            try:
+                await fn(arg)
+            except Exception:
+                child.inc()
+                raise
+
+        return call
+
+    # --- the request path --------------------------------------------------------------------
 
     def _child(self, metric: Any, key: tuple[str, ...]) -> Any:
         ck = (metric._name, *key)
@@ -62,6 +143,8 @@ class Metrics:
         self._child(self.latency, (team, model, rec.endpoint)).observe(rec.latency_ms / 1000.0)
         if rec.upstream_ms is not None:
             self._child(self.upstream_latency, (model,)).observe(rec.upstream_ms / 1000.0)
+            overhead = max(0.0, rec.latency_ms - rec.upstream_ms) / 1000.0
+            self._child(self.overhead, (model, rec.endpoint)).observe(overhead)
         if rec.ttft_ms is not None:
             self._child(self.ttft, (team, model)).observe(rec.ttft_ms / 1000.0)
         if rec.prompt_tokens:
@@ -70,6 +153,55 @@ class Metrics:
             self._child(self.tokens, (team, model, "completion")).inc(rec.completion_tokens)
         if rec.cost_micros:
             self._child(self.cost, (team, model)).inc(rec.cost_micros / 1e6)
+        for hit in rec.rules:
+            key = (str(hit.get("rule") or hit.get("check") or "-"), str(hit.get("action", "-")))
+            self._child(self.rule_hits, key).inc()
+
+    # --- copied values -----------------------------------------------------------------------
+
+    async def refresh(self, *, force: bool = False) -> None:
+        """Copy the values that live elsewhere (budget status: at most once per MIN_REFRESH_S)."""
+        self.log_queue_depth.set(self._depth())
+        for kind, n in self._switch_count().items():
+            self.kill_switches.labels(kind).set(n)
+        if self._budgets is None:
+            return
+        self._mirror_budgets(self._budgets)
+        now = time.monotonic()
+        if force or now - self._refreshed >= MIN_REFRESH_S:
+            self._refreshed = now
+            await self._remaining(self._budgets)
+
+    def _mirror_budgets(self, budgets: Budgets) -> None:
+        for name, value in budgets.metrics().items():
+            metric = self._budget_metrics.get(name)
+            if metric is None:
+                continue
+            if name.endswith("_total"):
+                delta = value - self._budget_seen.get(name, 0.0)
+                if delta > 0:
+                    metric.inc(delta)
+                self._budget_seen[name] = value
+            else:
+                metric.set(value)
+
+    async def _remaining(self, budgets: Budgets) -> None:
+        for team in self._teams:
+            try:
+                status = await budgets.status(team)
+            except Exception as exc:  # a scrape must not fail because the store is away
+                log.debug("budget status of %s unavailable: %s", team, type(exc).__name__)
+                continue
+            left = status.get("remaining_usd")
+            if left is not None:
+                self.budget_remaining.labels(team).set(float(left))
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        path = multiprocess_dir()
+        if path is None:
+            return generate_latest(self.registry)
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=path)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)

@@ -104,6 +104,7 @@ async def _serve(s: Services, request: Request, endpoint: Endpoint, c: _Call
     name = VALIDATORS[endpoint](body)
     record.model = name
     model = resolve_model(s, principal, name)
+    s.ops.switches.check(record.team, model.name)  # 503 model_disabled / team_disabled
     record.upstream_model, record.provider = model.upstream_model, model.provider
     record.stream = bool(body.get("stream"))
     estimate = s.pricing.estimate(model, endpoint, body)

@@ -9,10 +9,12 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
+from gateway.audit import Audit
 from gateway.auth import Authenticator
 from gateway.budget import Budgets
 from gateway.guardrails import Guardrails
 from gateway.metrics import Metrics
+from gateway.ops import Ops, build_ops
 from gateway.pricing import Pricing
 from gateway.providers.base import Provider
 from gateway.providers.mock import MockProvider
@@ -38,6 +40,8 @@ class Services:
     providers: dict[str, Provider]  # by provider kind: "openai", "mock", "litellm"
     guardrails: Guardrails
     models: dict[str, ModelSettings] = field(default_factory=dict)
+    #: Audit trail, kill switches, SLO monitor (gateway/ops.py).
+    ops: Ops = field(kw_only=True)
     retention: Retention | None = None  # built and started in start()
 
     def provider_for(self, model: ModelSettings) -> Provider:
@@ -47,11 +51,18 @@ class Services:
     def submit(self, record: RequestRecord) -> None:
         """Hand a finished record to the metrics and the background writer (never blocks)."""
         self.metrics.observe(record)
+        self.ops.observe(record)
         self.writer.submit(record)
+
+    @property
+    def audit(self) -> Audit:
+        """``await s.audit.record(actor, action, target, details)`` for admin actions."""
+        return self.ops.audit
 
     async def start(self) -> None:
         await self.log_store.open()
         await self.budgets.open()
+        await self.ops.start()
         self.writer.start()
         self.retention = Retention(self.log_store, self.settings.retention)
         self.retention.start()
@@ -59,9 +70,11 @@ class Services:
         await self.guardrails.start()
 
     async def stop(self) -> None:
+        await self.ops.drain()  # streams cut at the end of the grace period settle first
         if self.retention is not None:
             await self.retention.stop()
         await self.writer.close()
+        await self.ops.stop()
         await self.guardrails.close()
         for p in self.providers.values():
             await p.close()
@@ -72,7 +85,8 @@ class Services:
 def build_services(settings: Settings) -> Services:
     store = open_log_store(settings.stores.logs)
     metrics = Metrics()
-    writer = RecordWriter(store.write_records, max_queue=settings.stores.log_queue_size,
+    writer = RecordWriter(metrics.counting_errors("logs", store.write_records),
+                          max_queue=settings.stores.log_queue_size,
                           batch_size=settings.stores.log_batch_size,
                           on_drop=metrics.records_dropped.inc)
     metrics.bind_queue_depth(lambda: writer.depth)
@@ -81,9 +95,12 @@ def build_services(settings: Settings) -> Services:
         from gateway.providers.litellm_provider import LitellmProvider
 
         providers["litellm"] = LitellmProvider()
+    budgets = Budgets(settings)
+    metrics.bind_budgets(budgets, [t.name for t in settings.teams])
     return Services(
         settings=settings, log_store=store, auth=Authenticator(settings, store),
-        budgets=Budgets(settings), pricing=Pricing(settings), metrics=metrics, writer=writer,
+        budgets=budgets, pricing=Pricing(settings), metrics=metrics, writer=writer,
         providers=providers, guardrails=Guardrails(settings),
         models={m.name: m for m in settings.models},
+        ops=build_ops(settings, metrics, budgets.alerts),
     )

@@ -37,6 +37,9 @@ class ServerSettings(_Model):
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     #: How long a graceful shutdown waits for in-flight requests and streams.
     shutdown_grace_s: float = Field(default=30.0, ge=0)
+    #: HMAC key of the review page's session cookies. Unset: derived from the admin key
+    #: digests, so every replica with the same config agrees without a new secret.
+    session_secret: str | None = Field(default=None, min_length=16)
 
     @field_validator("admin_keys")
     @classmethod
@@ -70,6 +73,66 @@ class StoresSettings(_Model):
         if not v.startswith(("sqlite://", "postgresql://", "postgres://")):
             raise ValueError("must start with sqlite:// or postgresql://")
         return v
+
+
+class RetentionSettings(_Model):
+    """How long rows are kept; None keeps them forever. Open review items are never expired."""
+
+    requests_days: float | None = Field(default=90, gt=0)
+    #: Counted from an item's last verdict.
+    reviewed_days: float | None = Field(default=180, gt=0)
+    interval_s: float = Field(default=3600.0, gt=0)
+    #: Rows deleted per statement, so a purge never holds long locks or huge transactions.
+    batch_size: int = Field(default=1000, ge=1, le=10000)
+
+
+AlertKind = Literal["error_rate", "latency_p95", "drift"]
+DriftSignal = Literal["flag_rate", "refusal_rate", "output_tokens"]
+DRIFT_SIGNALS: tuple[DriftSignal, ...] = ("flag_rate", "refusal_rate", "output_tokens")
+
+
+class AlertRule(_Model):
+    """One SLO or drift rule, evaluated per model over a sliding window (see gateway/slo.py)."""
+
+    kind: AlertKind
+    name: str | None = None
+    #: error_rate: a fraction of requests (0.05); latency_p95: milliseconds.
+    threshold: float | None = Field(default=None, gt=0)
+    #: drift: alert when the window's value is this many times above (or below) the baseline.
+    factor: float | None = Field(default=None, gt=1)
+    signals: list[DriftSignal] = Field(default_factory=lambda: list(DRIFT_SIGNALS))
+    models: list[str] | None = None  # omitted: every model
+    webhook: str | None = None  # omitted: alerts.webhook
+
+    @model_validator(mode="after")
+    def _needs(self) -> AlertRule:
+        if self.kind == "drift" and self.factor is None:
+            raise ValueError("a drift rule needs 'factor'")
+        if self.kind != "drift" and self.threshold is None:
+            raise ValueError(f"a {self.kind} rule needs 'threshold'")
+        return self
+
+
+class AlertsSettings(_Model):
+    """SLO and drift alerts (budget alerts are set on each budget: alert_at, alert_webhook)."""
+
+    webhook: str | None = None
+    window_s: float = Field(default=300.0, gt=0)
+    #: Drift compares the window with the trailing baseline before it, this long.
+    baseline_s: float = Field(default=86400.0, gt=0)
+    check_interval_s: float = Field(default=10.0, gt=0)
+    #: Fewer requests than this in the window (or 5x this in the baseline): no verdict.
+    min_requests: int = Field(default=20, ge=1)
+    #: The same rule does not fire again for the same model and signal within this time.
+    cooldown_s: float = Field(default=900.0, ge=0)
+    rules: list[AlertRule] = Field(default_factory=list)
+
+
+class TracingSettings(_Model):
+    """OpenTelemetry spans per request (needs the ``otel`` extra); see gateway/tracing.py."""
+
+    enabled: bool = False
+    service_name: str = "llm-gateway"
 
 
 class Price(_Model):
@@ -156,6 +219,9 @@ class Settings(_Model):
     policies_dir: str = "./policies"
     models: list[ModelSettings] = Field(default_factory=list)
     teams: list[TeamSettings] = Field(default_factory=list)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    alerts: AlertsSettings = Field(default_factory=AlertsSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
 
     @model_validator(mode="after")
     def _cross_check(self) -> Settings:
@@ -317,6 +383,8 @@ def masked(settings: Settings) -> dict[str, Any]:
         return v if v.startswith("sha256:") else f"***{v[-4:]}" if len(v) > 12 else "***"
 
     data["server"]["admin_keys"] = [mask(k) for k in data["server"]["admin_keys"]]
+    if data["server"].get("session_secret"):
+        data["server"]["session_secret"] = mask(data["server"]["session_secret"])
     for m in data["models"]:
         if m.get("api_key"):
             m["api_key"] = mask(m["api_key"])
