@@ -270,6 +270,8 @@ class StreamRelay:
             rec.finish(self._error.http_status(), error_code_of(self._error))
         elif disconnected and not self._completed:
             rec.finish(499, "client_disconnected")
+        elif not self._completed:  # cancelled by the server itself (shutdown past its grace)
+            rec.finish(503, "stream_interrupted")
         else:
             rec.finish(200)
         self._s.submit(rec)

@@ -73,6 +73,8 @@ async def record_verdict(s: Services, p: Principal, flag_id: str, verdict: Any, 
     if not await s.log_store.review_flag(flag_id, Verdict(verdict=verdict, note=note.strip(),
                                                           reviewer=p.key_id, at=time.time())):
         raise NotFound(f"No flagged item '{flag_id}'.")
+    await s.audit.record(p, "flag.review", f"flag:{flag_id}",
+                         {"verdict": verdict, "note_chars": len(note.strip())})
     return await visible_flag(s, p, flag_id)
 
 

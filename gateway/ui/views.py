@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.budget import micros_to_usd
+from gateway.forecast import team_forecast
 from gateway.services import Services
 from gateway.stores.flags import FlagQuery
 from gateway.stores.logs import SpendQuery
@@ -78,6 +79,7 @@ async def team_overview(s: Services, team: str) -> dict[str, Any]:
     days = await s.log_store.spend(SpendQuery(team=team, group_by="day", since=days_since))
     days.sort(key=lambda r: r.group)
     counts = await s.log_store.count_flags(FlagQuery(team=team))
+    forecast = (await team_forecast(s.budgets, s.log_store, team)).public()
     limit, spent = budget.get("limit_usd"), float(budget.get("spent_usd") or 0.0)
     top = [{"model": r.group or "(none)", "requests": r.requests,
             "cost_usd": micros_to_usd(r.cost_micros)} for r in models[:5]]
@@ -89,4 +91,5 @@ async def team_overview(s: Services, team: str) -> dict[str, Any]:
         "days": [{"day": d.group, "requests": d.requests,
                   "bar_pct": 100.0 * d.requests / most} for d in days],
         "flags": counts,
+        "forecast": forecast,
     }
