@@ -9,7 +9,6 @@ hands its hold and record to ``StreamRelay``, which settles them when the stream
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +23,7 @@ from gateway.enforce import Vault
 from gateway.errors import GatewayError, ModelNotAllowed, ModelNotFound, error_code_of
 from gateway.guard import StreamGuard
 from gateway.providers.base import Completion, Endpoint, UpstreamCall, Usage
-from gateway.records import RequestRecord
+from gateway.records import RequestIds, RequestRecord
 from gateway.relay import StreamRelay
 from gateway.services import Services
 from gateway.settings import ModelSettings
@@ -34,11 +33,11 @@ from gateway.tokens import count_text
 JSON = "application/json"
 
 
-def request_id_of(request: Request) -> str:
+def request_id_of(request: Request, ids: RequestIds) -> str:
     rid = request.headers.get("x-request-id")
     if rid and len(rid) <= 128 and rid.isprintable():
         return rid
-    return f"req_{uuid.uuid4().hex}"
+    return ids.new()
 
 
 def resolve_model(s: Services, principal: Principal, name: str) -> ModelSettings:
@@ -77,7 +76,7 @@ class _Call:
 
 
 async def handle(s: Services, request: Request, endpoint: Endpoint) -> Response | SSEResponse:
-    rid = request_id_of(request)
+    rid = request_id_of(request, s.request_ids)
     request.state.request_id = rid
     c = _Call(RequestRecord(rid, time.time(), endpoint))
     try:

@@ -19,7 +19,7 @@ from gateway.pricing import Pricing
 from gateway.providers.base import Provider
 from gateway.providers.mock import MockProvider
 from gateway.providers.openai_compat import OpenAICompatProvider
-from gateway.records import RecordWriter, RequestRecord
+from gateway.records import RecordWriter, RequestIds, RequestRecord
 from gateway.retention import Retention
 from gateway.settings import ModelSettings, Settings
 from gateway.stores.logs import LogStore, open_log_store
@@ -40,6 +40,7 @@ class Services:
     providers: dict[str, Provider]  # by provider kind: "openai", "mock", "litellm"
     guardrails: Guardrails
     models: dict[str, ModelSettings] = field(default_factory=dict)
+    request_ids: RequestIds = field(default_factory=RequestIds)
     #: Audit trail, kill switches, SLO monitor (gateway/ops.py).
     ops: Ops = field(kw_only=True)
     retention: Retention | None = None  # built and started in start()
