@@ -1,0 +1,273 @@
+"""The budget store seam: the few atomic operations every backend offers, and their Python rules.
+
+Stores fail closed: an operation that cannot reach its store raises, and ``gateway.budget``
+turns that into 503 ``store_unavailable`` unless the team chose ``on_store_error: allow``.
+
+Everything a store knows is counters; which counters apply to a request (team and key, USD and
+tokens, the period) is decided by ``gateway.budget``, which hands the store *lines*:
+
+* a ``BudgetLine`` is a period counter (``spent`` and ``reserved``) with a limit, in integer
+  micro-dollars (``usd``) or tokens (``tok``); its key carries the period id, so a new period
+  starts at zero without a reset job;
+* a ``RateLine`` is a per-minute limit kept as a GCRA "theoretical arrival time" in microseconds
+  (a token bucket of ``limit`` units refilled at ``limit``/60 per second): at most ``limit`` in a
+  burst, never more than ``limit`` over a minute on average, and one integer per scope.
+
+``reserve`` checks every line and changes none unless all fit (all or nothing). A hold remembers
+what it reserved and expires after a TTL unless renewed, so a crashed replica cannot pin a budget.
+``settle`` adds the actual cost to ``spent`` even when the hold already expired, and is
+idempotent per hold id (a done-marker), so a retried settle never counts twice.
+
+The memory and SQLite stores run the functions at the bottom of this module on a ``State``; the
+Redis store runs the same rules in Lua. One contract suite (tests/test_budget_contract.py) holds
+all three to the same behaviour.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+Metric = Literal["usd", "tok", "req"]
+WINDOW_US = 60_000_000  # rate limits are per minute
+UNLIMITED = -1  # a budget line that only counts (status, alerts) and never refuses
+DONE_MARK_TTL_US = 3_600_000_000  # how long a settled hold id is remembered for retries
+
+
+class StoreError(Exception):
+    """The store did not answer or answered nonsense; callers fail closed on it."""
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetLine:
+    key: str
+    metric: Metric
+    limit: int  # UNLIMITED or >= 0
+    amount: int  # what this hold reserves (or adds, in a top-up)
+    expire_at_s: int = 0  # when the period counter may be forgotten; 0 = never
+
+
+@dataclass(frozen=True, slots=True)
+class RateLine:
+    key: str
+    metric: Metric
+    limit: int  # per minute, >= 1
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReserveRequest:
+    team: str
+    hold_id: str
+    now_us: int
+    ttl_us: int
+    cfg_version: int
+    budgets: tuple[BudgetLine, ...]
+    rates: tuple[RateLine, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ReserveResult:
+    outcome: Literal["ok", "budget", "rate", "stale"]
+    index: int = -1  # the refusing line, for "budget" and "rate"
+    retry_after_us: int = 0
+    used: tuple[int, ...] = ()  # spent + reserved per budget line, after the operation
+    rate_remaining: tuple[int, ...] = ()
+    cfg_version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SettleRequest:
+    team: str
+    hold_id: str
+    now_us: int
+    actual_usd: int
+    actual_tok: int
+    budgets: tuple[BudgetLine, ...]  # amount = what the hold holds now
+    rates: tuple[RateLine, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Counter:
+    spent: int
+    reserved: int
+
+
+@dataclass(frozen=True, slots=True)
+class HoldRecord:
+    """What the store keeps about an open hold, enough to undo it when it expires."""
+
+    team: str
+    hold_id: str
+    expires_us: int
+    budgets: tuple[tuple[str, int], ...] = field(default=())  # (key, amount reserved)
+
+
+class BudgetStore(Protocol):
+    """The operations of one backend; each is atomic across every line it is given."""
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    async def ping(self) -> None: ...
+    async def reserve(self, req: ReserveRequest) -> ReserveResult: ...
+    async def settle(self, req: SettleRequest) -> tuple[Counter, ...]: ...
+    async def top_up(self, req: ReserveRequest) -> ReserveResult: ...
+    async def renew(self, team: str, hold_ids: list[str], now_us: int, ttl_us: int) -> None: ...
+    async def usage(self, team: str, keys: list[str], rates: list[RateLine],
+                    now_us: int) -> tuple[list[Counter], list[int]]: ...
+    async def add_spent(self, team: str, batch_id: str, entries: list[tuple[str, int, int]],
+                        now_us: int) -> None: ...
+    async def claim(self, team: str, marker: str, expire_at_s: int) -> bool: ...
+    async def get_config(self, team: str) -> tuple[int, dict[str, str]]: ...
+    async def set_config(self, team: str, scope: str, value: str | None) -> int: ...
+
+
+# --- the rules, for stores whose state is Python-accessible (memory, SQLite) -----------------
+
+
+class State(Protocol):
+    """Row access for one atomic operation; the caller provides the atomicity."""
+
+    def counter(self, key: str) -> Counter: ...
+    def add(self, key: str, spent: int, reserved: int, expire_at_s: int) -> Counter: ...
+    def tat(self, key: str) -> int | None: ...
+    def set_tat(self, key: str, tat: int) -> None: ...
+    def hold(self, team: str, hold_id: str) -> HoldRecord | None: ...
+    def put_hold(self, rec: HoldRecord) -> None: ...
+    def drop_hold(self, team: str, hold_id: str) -> None: ...
+    def expired_holds(self, team: str, now_us: int) -> list[HoldRecord]: ...
+    def mark(self, name: str, expire_at_us: int, now_us: int) -> bool: ...
+    def cfg_version(self, team: str) -> int: ...
+
+
+def ns(team: str, key: str) -> str:
+    """A counter's name in a store shared by every team (Redis namespaces by hash tag instead)."""
+    return f"{team}/{key}"
+
+
+def gcra_cost(amount: int, limit: int) -> int:
+    """Microseconds of the minute window that ``amount`` units use up (same float rule as Lua)."""
+    return math.ceil(amount * WINDOW_US / limit)
+
+
+def gcra_remaining(tat: int | None, now_us: int, limit: int) -> int:
+    if tat is None or tat <= now_us:
+        return limit
+    return max(0, min(limit, math.floor((now_us + WINDOW_US - tat) * limit / WINDOW_US)))
+
+
+def purge(state: State, team: str, now_us: int) -> None:
+    """Give back what expired holds reserved; their replica is gone or stopped renewing."""
+    for rec in state.expired_holds(team, now_us):
+        for key, amount in rec.budgets:
+            state.add(key, 0, -amount, 0)
+        state.drop_hold(team, rec.hold_id)
+
+
+def _check(state: State, req: ReserveRequest) -> ReserveResult | None:
+    for i, line in enumerate(req.budgets):
+        c = state.counter(ns(req.team, line.key))
+        if line.limit != UNLIMITED and c.spent + c.reserved + line.amount > line.limit:
+            return ReserveResult("budget", index=i, used=(c.spent + c.reserved,))
+    for i, r in enumerate(req.rates):
+        tat = max(state.tat(ns(req.team, r.key)) or req.now_us, req.now_us)
+        new = tat + gcra_cost(r.amount, r.limit)
+        if new - req.now_us > WINDOW_US:
+            return ReserveResult("rate", index=i, retry_after_us=new - req.now_us - WINDOW_US)
+    return None
+
+
+def _apply(state: State, req: ReserveRequest) -> ReserveResult:
+    used = []
+    for line in req.budgets:
+        c = state.add(ns(req.team, line.key), 0, line.amount, line.expire_at_s)
+        used.append(c.spent + c.reserved)
+    remaining = []
+    for r in req.rates:
+        key = ns(req.team, r.key)
+        tat = max(state.tat(key) or req.now_us, req.now_us) + gcra_cost(r.amount, r.limit)
+        state.set_tat(key, tat)
+        remaining.append(gcra_remaining(tat, req.now_us, r.limit))
+    return ReserveResult("ok", used=tuple(used), rate_remaining=tuple(remaining),
+                         cfg_version=req.cfg_version)
+
+
+def reserve(state: State, req: ReserveRequest) -> ReserveResult:
+    version = state.cfg_version(req.team)
+    if version != req.cfg_version:
+        return ReserveResult("stale", cfg_version=version)
+    purge(state, req.team, req.now_us)
+    refused = _check(state, req)
+    if refused is not None:
+        return refused
+    result = _apply(state, req)
+    state.put_hold(HoldRecord(req.team, req.hold_id, req.now_us + req.ttl_us,
+                              tuple((ns(req.team, b.key), b.amount) for b in req.budgets)))
+    return result
+
+
+def top_up(state: State, req: ReserveRequest) -> ReserveResult:
+    """Grow an open hold by the lines' amounts; rate lines are charged without a check."""
+    purge(state, req.team, req.now_us)
+    rec = state.hold(req.team, req.hold_id)
+    if rec is None:
+        return ReserveResult("stale")  # expired or settled: nothing left to grow
+    refused = _check(state, ReserveRequest(req.team, req.hold_id, req.now_us, req.ttl_us,
+                                           req.cfg_version, req.budgets, ()))
+    if refused is not None:
+        return refused
+    result = _apply(state, req)
+    held = dict(rec.budgets)
+    for b in req.budgets:
+        key = ns(req.team, b.key)
+        held[key] = held.get(key, 0) + b.amount
+    state.put_hold(HoldRecord(req.team, req.hold_id, req.now_us + req.ttl_us,
+                              tuple(held.items())))
+    return result
+
+
+def settle(state: State, req: SettleRequest) -> tuple[Counter, ...]:
+    """Turn a hold into spend: release what it held (if still held), add the actual cost."""
+    rec = state.hold(req.team, req.hold_id)
+    first = state.mark(f"done:{req.team}:{req.hold_id}", req.now_us + DONE_MARK_TTL_US,
+                       req.now_us)
+    held = dict(rec.budgets) if rec is not None else {}
+    out = []
+    for line in req.budgets:
+        actual = (req.actual_usd if line.metric == "usd" else req.actual_tok) if first else 0
+        key = ns(req.team, line.key)
+        out.append(state.add(key, actual, -held.get(key, 0), line.expire_at_s))
+    if rec is not None:
+        state.drop_hold(req.team, req.hold_id)
+    if first:
+        for r in req.rates:
+            if r.metric == "tok" and req.actual_tok != r.amount:
+                key = ns(req.team, r.key)
+                tat = state.tat(key)
+                if tat is not None:
+                    delta = gcra_cost(abs(req.actual_tok - r.amount), r.limit)
+                    state.set_tat(key, tat + delta if req.actual_tok > r.amount else tat - delta)
+    return tuple(out)
+
+
+def renew(state: State, team: str, hold_ids: list[str], now_us: int, ttl_us: int) -> None:
+    for hid in hold_ids:
+        rec = state.hold(team, hid)
+        if rec is not None:
+            state.put_hold(HoldRecord(team, hid, now_us + ttl_us, rec.budgets))
+
+
+def usage(state: State, team: str, keys: list[str], rates: list[RateLine],
+          now_us: int) -> tuple[list[Counter], list[int]]:
+    purge(state, team, now_us)
+    return ([state.counter(ns(team, k)) for k in keys],
+            [gcra_remaining(state.tat(ns(team, r.key)), now_us, r.limit) for r in rates])
+
+
+def add_spent(state: State, team: str, batch_id: str, entries: list[tuple[str, int, int]],
+              now_us: int) -> None:
+    """Reconcile spend served while the store was away; idempotent per batch id."""
+    if state.mark(f"sync:{team}:{batch_id}", now_us + DONE_MARK_TTL_US, now_us):
+        for key, amount, expire_at_s in entries:
+            state.add(ns(team, key), amount, 0, expire_at_s)
