@@ -109,6 +109,16 @@ def admin_routes(s: Services) -> list[Route]:
         assert team is not None
         return json_response(await s.budgets.status(team))
 
+    async def patch_budget(request: Request) -> Response:
+        p = await principal_of(s, request)
+        team = scoped_team(p, request.path_params["team"], s)
+        _require_admin(p)
+        assert team is not None
+        body = await _json_body(request)
+        status = await s.budgets.update(team, body)
+        await s.audit.record(p, "budget.update", f"team:{team}", body)
+        return json_response(status)
+
     async def spend(request: Request) -> Response:
         p = await principal_of(s, request)
         q = request.query_params
@@ -148,6 +158,7 @@ def admin_routes(s: Services) -> list[Route]:
 
     return [
         Route("/admin/teams/{team}/budget", budget, methods=["GET"]),
+        Route("/admin/teams/{team}/budget", patch_budget, methods=["PATCH"]),
         Route("/admin/spend", spend, methods=["GET"]),
         Route("/admin/requests", requests_, methods=["GET"]),
         *_key_routes(s),

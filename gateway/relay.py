@@ -206,17 +206,24 @@ class StreamRelay:
 
     async def _meter(self) -> bool:
         """Keep the hold ahead of the output; False when the budget cannot cover this chunk."""
-        pricing = self._s.pricing
+        hold = self._hold
+        prompt = self._estimate.prompt_tokens
         bound = self._counted_tokens + self._pending_bytes
-        if self._cost(bound) <= self._hold.amount and self._pending_bytes < 4096:
+        if (self._cost(bound) <= hold.amount and prompt + bound <= hold.tokens
+                and self._pending_bytes < 4096):
             return True
         self._count_pending()
-        need = self._cost(self._counted_tokens) - self._hold.amount
-        if need <= 0:
+        need_usd = self._cost(self._counted_tokens) - hold.amount
+        need_tok = prompt + self._counted_tokens - hold.tokens
+        if need_usd <= 0 and need_tok <= 0:
             return True
-        # Top up by a quarter of the original estimate at least, so a long stream asks rarely.
-        step = max(need, self._estimate.cost_micros // 4, pricing.output_cost(self._model, 256))
-        return await self._hold.top_up(step, 0) or await self._hold.top_up(need, 0)
+        # Grow by a quarter of the original output bound at least, so a long stream asks rarely;
+        # if that much is not left, take exactly what this chunk needs.
+        step_tok = max(need_tok, 256, self._estimate.max_output_tokens // 4)
+        step_usd = max(need_usd, self._s.pricing.output_cost(self._model, step_tok))
+        if await hold.top_up(step_usd, step_tok):
+            return True
+        return await hold.top_up(max(0, need_usd), max(0, need_tok))
 
     def _cost(self, completion_tokens: int) -> int:
         return self._s.pricing.cost(self._model,
