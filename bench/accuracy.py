@@ -110,7 +110,15 @@ def bench_injection(data: Path) -> dict[str, Any]:
     safe = [p["prompt"] for p in prompts if p["label"] == "safe"]
     unsafe = [p["prompt"] for p in prompts if p["label"] != "safe"]
     flagged_safe = [p for p in safe if check.scan(p, IN)]
+    # A second, independent safe set: model answers to the XSTest prompts (benign prose, lists,
+    # code, refusals), scanned as input text would be.
+    completions: list[str] = []
+    for path in sorted((data / "refusal").glob("*.csv")):
+        with path.open(newline="") as fh:
+            completions += [row["completion"] for row in csv.DictReader(fh)]
     return {
+        "completion_fp": sum(bool(check.scan(t, IN)) for t in completions),
+        "n_completions": len(completions),
         "recall": sum(found.values()) / len(attacks),
         "n": len(attacks),
         "by_variant": {v: (found[v], n) for v, n in by_variant.most_common()},
@@ -309,12 +317,27 @@ def render(data: Path) -> str:
         f"| recall on CyberSecEval attacks (n={inj['n']}) | {_pct(inj['recall'])} |",
         f"| false-positive rate on XSTest safe prompts (n={inj['n_safe']}, target ≤ 0.02) | "
         f"{_pct(inj['fpr'])} |",
+        f"| false-positive rate on XSTest v2 model completions (n={inj['n_completions']}, "
+        f"independent safe set) | {_pct(inj['completion_fp'] / inj['n_completions'])} |",
         f"| XSTest unsafe prompts flagged (not injections; informational) | "
         f"{inj['unsafe_flagged']}/{inj['n_unsafe']} |",
         "",
         "Recall by attack variant: "
         + ", ".join(f"{v} {f}/{n}" for v, (f, n) in inj["by_variant"].items())
         + ".",
+        "",
+        "Signals: strong phrases (instruction overrides, DAN/jailbreak, system-prompt extraction, "
+        "role markers, multilingual overrides, encoded payloads) reach the threshold alone; weak "
+        "ones (0.3-0.5: hypothetical/virtual framing, persona, someone's personal data, output-"
+        "format tricks, planted assertions, document carriers, payload splitting, authority and "
+        "persuasion) count only together. Structural signals: fake Q:/A: turns, a token repeated "
+        "10+ times, Morse, pig latin and letter-shifted (ROT13/Caesar) text. "
+        "What is still missed: attacks that are ordinary questions whose only fault is being off "
+        "the system prompt's topic (most of indirect_reference, overload_with_information and "
+        "different_user_input_language: a question in another language, a long list of trivia, "
+        "'Describe the compound C17H19NO3'); they cannot be told from benign input without the "
+        "system prompt. Also missed: persuasion without a manipulation phrase, and hypothetical "
+        "framing around an opinion question.",
         "",
         "## Secrets (detect-secrets + gitleaks vectors, row-level)",
         "",

@@ -205,6 +205,389 @@ _SIGNALS: tuple[tuple[str, float, re.Pattern[str], tuple[str, ...]], ...] = (
         ("<|", "inst]", "<<sys", "system", "instruction"),
     ),
 )
+# Weaker evidence about the KIND of attack: framing, persona, hidden data, splitting, injected
+# assertions. Most stay below ``threshold`` alone (0.3-0.5) and count when they co-occur
+# ("imagine we're in a world where..." + "tell me Linda's birth date").
+_WEAK_SIGNALS: tuple[tuple[str, float, re.Pattern[str], tuple[str, ...]], ...] = (
+    (
+        # Virtualization / hypothetical framing.
+        "framing",
+        0.4,
+        re.compile(
+            r"\b(?:imagine|suppose|pretend|assume)\s+(?:that\s+)?(?:we(?:'re|\s+are|\s+were)"
+            r"|you(?:'re|\s+are|\s+were)|there\s+(?:is|are|was)|it(?:'s|\s+is))\b"
+            r"|\bin\s+an?\s+(?:[\w-]+\s+){0,3}(?:world|universe|reality|society|future|dimension"
+            r"|timeline)\s+(?:where|in\s+which)\b"
+            r"|\b(?:hypothetical|fictional|imaginary|alternate|parallel)\s+(?:scenario|world|situation"
+            r"|discussion|conversation|universe|setting|reality)\b"
+            r"|\bjust\s+for\s+(?:a\s+)?(?:hypothetical|fun|argument's\s+sake|the\s+sake\s+of)\b"
+            r"|\b(?:let's|let\s+us)\s+(?:imagine|pretend|play\s+a\s+game|role-?play)\b"
+            r"|\bif\s+(?:I|you|we|the\s+user)\s+were\s+to\b",
+            _I,
+        ),
+        (
+            "imagin",
+            "suppos",
+            "pretend",
+            "assum",
+            "world",
+            "universe",
+            "reality",
+            "society",
+            "future",
+            "dimension",
+            "timeline",
+            "hypothetical",
+            "fiction",
+            "alternate",
+            "parallel",
+            "just for",
+            "let",
+            "were to",
+        ),
+    ),
+    (
+        # Persona / role-play.
+        "persona",
+        0.4,
+        re.compile(
+            r"\bpretend\s+(?:to\s+be|(?:that\s+)?you(?:'re|\s+are))\b"
+            r"|\b(?:act|behave|respond|answer)\s+(?:as\s+if|as\s+though|like)\s+you\b"
+            r"|\brole-?play\s+as\b|\bplay\s+the\s+(?:role|part)\s+of\b|\bstay\s+in\s+character\b"
+            r"|\byou(?:'re|\s+are)\s+(?:now\s+)?an?\s+AI\s+\w+\s+in\s+this\b"
+            r"|\bfrom\s+now\s+on\s+you\s+(?:are|will\s+be)\b",
+            _I,
+        ),
+        (
+            "pretend",
+            "as if",
+            "as though",
+            "like you",
+            "role",
+            "play the",
+            "character",
+            " ai ",
+            "from now on",
+        ),
+    ),
+    (
+        # Someone's personal data, as held in a system prompt or a user profile.
+        "personal_data",
+        0.45,
+        re.compile(
+            r"(?:\b[A-Z][a-z]+|\b(?i:the\s+user|user|customer|client|employee|patient))'s\s+"
+            r"(?i:(?:\w+\s+){0,2}?(?:birth\s*(?:date|day|year)|date\s+of\s+birth"
+            r"|e-?mail(?:\s+address)?|(?:home\s+)?address|phone(?:\s+number)?|city\s+of\s+residence"
+            r"|current\s+city|location|password|social\s+security|bank\s+(?:balance|account)"
+            r"|salary|credit\s+card|medical|favou?rite\s+\w+|initials)"
+            r"|\b(?:the\s+user|her|his|their)\s+(?:initials|birth\s*(?:date|day|year)))"
+            r"|(?i:\bwhere\s+does\s+)[A-Z][a-z]+\s+[A-Z][a-z]+\s+(?i:live)\b",
+            0,
+        ),
+        (
+            "birth",
+            "mail",
+            "address",
+            "phone",
+            "residence",
+            "city",
+            "location",
+            "password",
+            "social",
+            "bank",
+            "salary",
+            "credit",
+            "medical",
+            "favorite",
+            "favourite",
+            "initials",
+            "live",
+        ),
+    ),
+    (
+        # Output-format and translation tricks used to slip data past output filters.
+        "format_trick",
+        0.35,
+        re.compile(
+            r"\bin\s+(?:reversed?\s+order|pig\s+latin|reverse|backwards|morse(?:\s+code)?|leetspeak"
+            r"|base64|hexadecimal|binary|rot-?13|a\s+cipher|an?\s+acrostic)\b"
+            r"|\b(?:encode|encrypt|spell|write|convert)\s+(?:[\w']+\s+){0,4}(?:using|in|into|as|to)\s+"
+            r"(?:base64|hex|binary|morse|rot-?13|reverse|pig\s+latin)"
+            r"|\bfirst\s+(?:\w+\s+)?(?:letters|characters)\s+of\b"
+            r"|\btranslate\b[^.?!\n]{0,60}\binto\s+(?!code\b)[A-Z][a-z]+"
+            r"|\b(?:respond|reply|answer)\s+(?:only\s+)?with\s+only\b|\b(?:respond|reply|answer)\s+only"
+            r"\s+(?:with|in)\b|\bbegin\s+your\s+(?:reply|response|answer)\s+with\b",
+            _I,
+        ),
+        (
+            "revers",
+            "pig",
+            "backward",
+            "morse",
+            "leetspeak",
+            "base64",
+            "hex",
+            "binary",
+            "rot",
+            "cipher",
+            "acrostic",
+            "letters",
+            "characters",
+            "translate",
+            "only",
+            "begin",
+        ),
+    ),
+    (
+        # Text planted for the model in a document: "let's say / we might state the answer is X".
+        "assertion",
+        0.45,
+        re.compile(
+            r"\b(?:let's|let\s+us|we\s+(?:might|could|should|will|must))\s+(?:\w+\s+){0,3}?"
+            r"(?:state|say|claim|declare|admit|assume|pretend)\b"
+            r"|\bwhere\s+we\s+(?:state|say|claim|declare)\b"
+            r"|\b(?:consider|treat|take)\s+the\s+(?:output|answer|result|conclusion|sum|total)\s+"
+            r"(?:as|to\s+be)\b"
+            r"|\bthe\s+(?:output|answer|result)\s+(?:could|should|would|must)\s+be\s+['\"]"
+            r"|\b(?:common|standard|best)\s+practice\s+to\s+(?:say|state|tell|include|add|mention)\b"
+            r"|\b(?:click|follow)\s+(?:this|the)\s+link\b[^.\n]{0,40}\b(?:password|verify|account"
+            r"|log\s*in)",
+            _I,
+        ),
+        (
+            "let",
+            "we",
+            "consider",
+            "treat",
+            "take",
+            "output",
+            "answer",
+            "result",
+            "practice",
+            "link",
+        ),
+    ),
+    (
+        # Content the model is asked to process: the carrier of indirect injections.
+        "document",
+        0.3,
+        re.compile(
+            r"\b(?:summari[sz]e|based\s+on|given|from|of|in|analy[sz]e|review)\s+this\s+(?:\w+\s+)?"
+            r"(?:webpage|web\s+page|page|paper|article|resume|email|e-mail|document|code|table|review"
+            r"|post|file|transcript|message)\b",
+            _I,
+        ),
+        ("this",),
+    ),
+    (
+        # Payload splitting: pieces to be joined, then acted on.
+        "splitting",
+        0.45,
+        re.compile(
+            r"\b(?:combine|concatenate|interlace|interleave|merge|put\s+together|assemble|join)\b"
+            r"[^.?!\n]{0,60}?\b(?:parts?|strings|pieces|fragments|segments|[A-Z],\s*[A-Z],?\s+and\s+"
+            r"[A-Z])\b"
+            r"|\b(?:using|from)\s+the\s+following\s+(?:parts|pieces|fragments|strings)\b"
+            r"|\bstring\s+\w+\s*=\s*\w+\s*\+\s*\w+",
+            _I,
+        ),
+        (
+            "combin",
+            "concat",
+            "interl",
+            "merge",
+            "together",
+            "assembl",
+            "join",
+            "following",
+            "string",
+        ),
+    ),
+    (
+        "splitting",
+        0.35,
+        re.compile(
+            r"\b(?i:part)\s*(?:1|one|a|A)\b.{0,200}?\b(?i:part)\s*(?:2|two|b|B)\b"
+            r"|\b\w\s*=\s*[\"'].{0,200}?\b\w\s*=\s*[\"']"
+            r"|\b[A-Z] is [\"'].{0,100}?\b[A-Z] is [\"']",
+            re.DOTALL,
+        ),
+        ("part", "=", "is '", 'is "'),
+    ),
+    (
+        # References to earlier instructions or restrictions, to get around them.
+        "prior_ref",
+        0.8,
+        re.compile(
+            r"\b(?:regardless\s+of|despite|notwithstanding|instead\s+of\s+following)\s+(?:\w+\s+){0,2}?"
+            r"(?:previous|prior|earlier|your|any|the|all)\s+(?:\w+\s+)?(?:tasks?|instructions?|rules"
+            r"|prompts?|guidelines|restrictions|directives?|programming)\b",
+            _I,
+        ),
+        ("regardless", "despite", "notwithstanding", "instead"),
+    ),
+    (
+        "prior_ref",
+        0.6,
+        re.compile(
+            r"\b(?:I\s+know|I\s+understand|I\s+realize|even\s+though|although)\s+(?:that\s+)?you(?:'re|"
+            r"\s+are|\s+were|\s+said|\s+have\s+been)\s+(?:\w+\s+)?(?:said|told|instructed|not\s+"
+            r"(?:allowed|supposed|to)|programmed|restricted)\b"
+            r"|\bI\s+know\s+you\s+said\s+not\s+to\b"
+            r"|\bforget\s+(?:about\s+)?(?:that|this|it|everything(?:\s+else)?|what\s+I\s+said)\s*[,.;!]",
+            _I,
+        ),
+        ("know", "understand", "realize", "though", "forget"),
+    ),
+    (
+        "prior_ref",
+        0.5,
+        re.compile(
+            r"\b(?:your|the)\s+(?:hidden|secret|system|initial|original|internal|pre-?)\s*"
+            r"(?:instructions|prompt|rules|directives|message)\b"
+            r"|\b(?:print|dump|show|list|reveal|output|display)\s+(?:me\s+)?(?:all\s+)?(?:your|the)\s+"
+            r"(?:database|records|memory|logs|training\s+data|chat\s+history)\b",
+            _I,
+        ),
+        (
+            "instructions",
+            "prompt",
+            "rules",
+            "directives",
+            "message",
+            "database",
+            "records",
+            "memory",
+            "logs",
+            "training",
+            "history",
+        ),
+    ),
+    (
+        # Secrets of the system the model runs in.
+        "secret_ref",
+        0.5,
+        re.compile(
+            r"\b(?:your|our|the\s+system's|the)\s+(?:confidential|secret|hidden|private)\s+"
+            r"(?:\w+\s+)?(?:string|word|key|code|phrase|password|token|value)\b"
+            r"|\b(?:passwords?|passcodes?|credentials|secret\s+keys?|access\s+codes?)\s+(?:for|of|to)\s+"
+            r"(?:our|your|the)\s+(?:system|account|server|database|network|vault)\b"
+            r"|\bunlocks?\s+(?:our|the|your)\s+(?:system|vault|account|server)\b"
+            r"|\bask\s+(?:you\s+)?for\s+your\s+(?:password|passcode|secret|key|credentials)\b"
+            r"|\bconfirm\s+ours\b",
+            _I,
+        ),
+        (
+            "confidential",
+            "secret",
+            "hidden",
+            "private",
+            "pass",
+            "credential",
+            "access",
+            "unlock",
+            "ask",
+            "ours",
+        ),
+    ),
+    (
+        # Authority and persuasion aimed at the model.
+        "authority",
+        0.6,
+        re.compile(
+            r"\bas\s+your\s+(?:creator|developer|administrator|admin|owner|operator|programmer|master"
+            r"|maker|supervisor)\b"
+            r"|\b(?:enter|entering|activate|activating|switch(?:ing)?\s+to)\s+(?:\w+\s+){0,3}['\"]"
+            r"[\w\s-]{1,40}\s+mode['\"]"
+            r"|\bI(?:'ll|\s+will)\s+(?:donate|pay|give\s+you|tip)\b[^.?!\n]{0,60}\bif\s+you\b",
+            _I,
+        ),
+        (
+            "creator",
+            "developer",
+            "admin",
+            "owner",
+            "operator",
+            "programmer",
+            "master",
+            "maker",
+            "supervisor",
+            "mode",
+            "donate",
+            "pay",
+            "give",
+            "tip",
+        ),
+    ),
+    (
+        "authority",
+        0.4,
+        re.compile(
+            r"\byou\s+(?:already\s+)?(?:agreed|promised|told\s+me\s+you\s+would)\b"
+            r"|\bit(?:'s|\s+is)\s+(?:crucial|essential|vital|imperative|critical)\s+(?:for|that)\s+you\b"
+            r"|\bas\s+an?\s+(?:renowned|world-renowned|expert|certified|leading|authority|senior)\b"
+            r"|\bI\s+can\s+assure\s+you\b",
+            _I,
+        ),
+        (
+            "agreed",
+            "promised",
+            "told",
+            "crucial",
+            "essential",
+            "vital",
+            "imperative",
+            "critical",
+            "renowned",
+            "expert",
+            "certified",
+            "leading",
+            "authority",
+            "senior",
+            "assure",
+        ),
+    ),
+    (
+        # Encoded text the model is asked to decode and act on.
+        "decode_request",
+        0.45,
+        re.compile(
+            r"\b(?:decode|decrypt|decipher|translate)\s+this\b[^.?!\n]{0,60}\b(?:and|then)\s+"
+            r"(?:tell|reply|respond|answer|follow|do|execute|say)\b"
+            r"|\brepeat\s+['\"].{1,60}['\"]\s+\d+\s+times\b",
+            _I,
+        ),
+        ("decode", "decrypt", "decipher", "translate", "repeat"),
+    ),
+    (
+        "multilingual",
+        0.8,
+        re.compile(
+            r"無視して|무시하고|忽略(?:以上|上面|之前|前面|上述)|\babaikan\b|\bzignoruj\b"
+            r"|\b(?:nuevas|nouvelles|neue|nuove|novas)\s+(?:instrucciones|instructions|anweisungen"
+            r"|istruzioni|instruções)\b"
+            r"|\bse\s+te\s+ha\s+(?:instruido|ordenado)\b|\ba\s+partir\s+de\s+ahora\b"
+            r"|\bvon\s+nun\s+an\b|\bd'ora\s+in\s+poi\b|\bà\s+partir\s+de\s+maintenant\b",
+            _I,
+        ),
+        (
+            "abaikan",
+            "zignoruj",
+            "nuev",
+            "nouvel",
+            "neue",
+            "nuove",
+            "novas",
+            "instruido",
+            "ordenado",
+            "ahora",
+            "nun an",
+            "d'ora",
+            "maintenant",
+        ),
+    ),
+)
+
 # Overrides in other languages (FR, ES, PT, IT, DE, NL, EL): "ignore the previous instructions".
 _MULTILINGUAL = re.compile(
     r"\b(?:ignore[zr]?|oublie[zr]?|ignora|ignorar|ignore|olvida|esquece|esqueça|ignoriere|ignorieren"
@@ -228,6 +611,8 @@ _MULTILINGUAL_ASCII = (
 _LEET = str.maketrans(
     {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"}
 )
+# A word with a letter and a leetspeak digit or sign: "1gn0r3", "h@ck", "pa$$word".
+_LEET_WORD = re.compile(r"(?=[\w@$]*[A-Za-z])(?=[\w@$]*[013457@$])[\w@$]+")
 _SPACED = re.compile(r"\b(?:\w[\s._*-]){3,}\w\b")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]{24,}={0,2}")
 _HEX = re.compile(r"\b(?:[0-9a-fA-F]{2}[\s:]?){16,}")
@@ -240,6 +625,17 @@ _PREFILTER = re.compile(
     r"|recite|tell|give|share|what|say|spell|<\||\[/?inst|<<sys|system|oubli|olvid|esque|vergi"
     r"|negeer|vergeet|αγν",
     _I,
+)
+
+# Every weak signal's match contains one of its keywords.
+_WEAK_PREFILTER = re.compile(
+    "|".join(re.escape(k) for _, _, _, keywords in _WEAK_SIGNALS for k in keywords), _I
+)
+
+# A rewritten word worth a second scan holds one of these (phrase keywords and the nouns they
+# go with: "1gn0r3 4ll pr3v10us 1nstruct10ns").
+_DEOBFUSCATED_GATE = re.compile(
+    _PREFILTER.pattern + r"|instruct|previous|prior|prompt|rule|all|the|system|secret", _I
 )
 
 
@@ -272,16 +668,31 @@ def _is_readable(decoded: str) -> bool:
     return plain / len(decoded) >= 0.85 and decoded.count(" ") >= 2
 
 
-def _deobfuscated(text: str) -> str:
-    """Leetspeak undone and letter-spaced words ("i g n o r e") joined."""
-    joined = _SPACED.sub(lambda m: re.sub(r"[\s._*-]", "", m.group(0)), text)
-    return joined.translate(_LEET)
+def _deobfuscated(text: str) -> tuple[str, bool]:
+    """Leetspeak undone in words that mix letters with look-alike digits or signs ("1gn0r3"),
+    letter-spaced words ("i g n o r e") joined; and whether any rewritten word is one the
+    signals look for (otherwise re-scanning the copy cannot find anything new worth the time)."""
+    changed: list[str] = []
+
+    def join(m: re.Match[str]) -> str:
+        changed.append(re.sub(r"[\s._*-]", "", m.group(0)).translate(_LEET))
+        return changed[-1]
+
+    def unleet(m: re.Match[str]) -> str:
+        word = m.group(0).translate(_LEET)
+        changed.append(word)
+        return word
+
+    out = _LEET_WORD.sub(unleet, _SPACED.sub(join, text))
+    return out, any(_DEOBFUSCATED_GATE.search(w) is not None for w in changed)
 
 
-def _plain_signals(text: str) -> Iterator[tuple[float, int, int]]:
+def _plain_signals(text: str, weak: bool = False) -> Iterator[tuple[float, int, int]]:
+    """Phrase signals; with ``weak``, also the weak ones (only for the text itself: decoded or
+    de-obfuscated copies carry a phrase the plain text already scored)."""
     # Keyword gates are exact only for ASCII: under IGNORECASE the Kelvin sign matches 'k'.
     low = text.lower() if text.isascii() else None
-    for _, weight, pattern, keywords in _SIGNALS:
+    for _, weight, pattern, keywords in (*_SIGNALS, *_WEAK_SIGNALS) if weak else _SIGNALS:
         if low is not None and not any(k in low for k in keywords):
             continue
         for m in pattern.finditer(text):
@@ -290,6 +701,116 @@ def _plain_signals(text: str) -> Iterator[tuple[float, int, int]]:
         return
     for m in _MULTILINGUAL.finditer(text):
         yield 0.8, m.start(), m.end()
+
+
+# Fake conversation turns (few-shot / many-shot priming) inside one message.
+_Q_TURN = re.compile(r"(?:^|(?<=\s))(?:Q|Question|User|Human):\s")
+_A_TURN = re.compile(r"(?:^|(?<=\s))(?:A|Answer|Assistant|AI):\s")
+# The same token ten or more times in a row (repeated-token attacks).
+_REPEATED_TOKEN = re.compile(r"(?<!\S)(\S{2,40})(?:\s+\1(?!\S)){9,}")
+_SENTENCE = re.compile(r"[^.?!\n]{12,}[.?!]")
+_SEGMENT = re.compile(r"[^.?!\n:;'\"()]{12,}")
+_MORSE = re.compile(r"(?<![\w.-])(?:[.-]{1,7}(?:\s*/\s*|\s+)){4,}[.-]{1,7}(?![\w.-])")
+_MORSE_CODE = {
+    ".-": "a", "-...": "b", "-.-.": "c", "-..": "d", ".": "e", "..-.": "f", "--.": "g",
+    "....": "h", "..": "i", ".---": "j", "-.-": "k", ".-..": "l", "--": "m", "-.": "n",
+    "---": "o", ".--.": "p", "--.-": "q", ".-.": "r", "...": "s", "-": "t", "..-": "u",
+    "...-": "v", ".--": "w", "-..-": "x", "-.--": "y", "--..": "z", "..--..": "?",
+}  # fmt: skip
+_PIG_LATIN = re.compile(r"\b[a-z]+(?:ay|way|yay)\b", _I)
+_WORDS = re.compile(r"[A-Za-z]+")
+# Frequent English words: a sentence with none of them may be a letter-shifted (ROT13, Caesar)
+# one; a shift that makes it mostly these words reveals it.
+_COMMON_WORDS = (
+    "the", "of", "and", "to", "a", "in", "is", "it", "you", "that", "he", "was", "for", "on",
+    "are", "with", "as", "his", "they", "be", "at", "one", "have", "this", "from", "or", "had",
+    "by", "what", "but", "not", "all", "were", "we", "when", "your", "can", "said", "there",
+    "use", "an", "each", "which", "she", "do", "how", "their", "if", "will", "up", "about", "out",
+    "many", "then", "them", "these", "so", "some", "her", "would", "make", "like", "him", "into",
+    "time", "has", "look", "two", "more", "write", "go", "see", "no", "way", "could", "people",
+    "my", "than", "first", "been", "call", "who", "its", "now", "find", "long", "down", "day",
+    "did", "get", "come", "made", "may", "part", "previous", "instructions", "ignore", "state",
+    "password", "secret", "tell", "me", "say",
+)  # fmt: skip
+_COMMON = frozenset(_COMMON_WORDS)
+_SHIFTS = tuple(
+    str.maketrans(
+        "abcdefghijklmnopqrstuvwxyz",
+        "abcdefghijklmnopqrstuvwxyz"[k:] + "abcdefghijklmnopqrstuvwxyz"[:k],
+    )
+    for k in range(26)
+)
+
+
+def _shifted_sentences(text: str) -> Iterator[tuple[int, int, str]]:
+    """Stretches of five or more words with no common English word that a letter shift (ROT13,
+    Caesar) turns into at least 40% common words: hidden text, with its span."""
+    tried = 0
+    for m in _SEGMENT.finditer(text):
+        words = [w for w in _WORDS.findall(m.group(0).lower()) if len(w) > 1]
+        if len(words) < 5 or any(w in _COMMON for w in words):
+            continue
+        tried += 1
+        if tried > 8:
+            return
+        for table in _SHIFTS[1:]:
+            shifted = [w.translate(table) for w in words]
+            common = sum(w in _COMMON for w in shifted)
+            if common >= 4 and common * 5 >= len(words) * 2:
+                yield m.start(), m.end(), " ".join(shifted)
+                break
+
+
+def _has_run(tokens: list[str], n: int) -> bool:
+    """Some token repeated ``n`` or more times in a row (cheap test before the regex)."""
+    run, prev = 0, ""
+    for token in tokens:
+        run = run + 1 if token == prev else 1
+        if run >= n:
+            return True
+        prev = token
+    return False
+
+
+def _structural_signals(text: str) -> Iterator[tuple[float, int, int]]:
+    """Attack shapes rather than phrases: fake dialogue turns, repeated tokens or sentences, and
+    text hidden in Morse code, pig latin or a letter shift."""
+    if ":" in text and len(_Q_TURN.findall(text)) >= 2 and _A_TURN.search(text):
+        yield 0.6, 0, len(text)
+    if _has_run(text.split(), 10):
+        m = _REPEATED_TOKEN.search(text)
+        if m is not None:
+            yield 0.6, m.start(), m.end()
+    yield from _hidden_text_signals(text)
+
+
+def _repeated_sentence(text: str) -> Iterator[tuple[float, int, int]]:
+    if text.count("?") + text.count(".") >= 5:
+        seen: dict[str, int] = {}
+        for s in _SENTENCE.finditer(text):
+            key = s.group(0).strip().lower()
+            seen[key] = seen.get(key, 0) + 1
+            if seen[key] == 5:
+                yield 0.6, s.start(), s.end()
+                break
+
+
+def _hidden_text_signals(text: str) -> Iterator[tuple[float, int, int]]:
+    yield from _repeated_sentence(text)
+    if "-" in text or "." in text:
+        for m in _MORSE.finditer(text):
+            tokens = m.group(0).replace("/", " / ").split()
+            decoded = "".join(" " if t == "/" else _MORSE_CODE.get(t, "") for t in tokens)
+            if decoded.count(" ") >= 1 and len(decoded.replace(" ", "")) >= 8:
+                yield 0.6, m.start(), m.end()
+    if text.lower().count("ay") >= 4:
+        words = _WORDS.findall(text)
+        pig = len(_PIG_LATIN.findall(text))
+        if pig >= 4 and pig * 5 >= len(words) * 3:
+            yield 0.6, 0, len(text)
+    for start, end, decoded in _shifted_sentences(text):
+        strong = any(True for _ in _plain_signals(decoded))
+        yield (0.9 if strong else 0.6), start, end
 
 
 class PromptInjectionParams(CheckParams):
@@ -321,10 +842,17 @@ class PromptInjectionCheck:
             or _SPACED.search(text) is not None
             or re.search(r"[0-9@$]", text) is not None
             or not text.isascii()
+            or _WEAK_PREFILTER.search(text) is not None
+            or ":" in text  # dialogue turns
+            or _REPEATED_TOKEN.search(text) is not None
+            or _MORSE.search(text) is not None
+            or _PIG_LATIN.search(text) is not None
+            or any(True for _ in _shifted_sentences(text))
         )
 
     def scan(self, text: str, ctx: ScanContext) -> list[Finding]:
-        hits = list(_plain_signals(text))
+        hits = list(_plain_signals(text, weak=True))
+        hits += _structural_signals(text)
         for start, end, decoded in _decoded_payloads(text):
             # Instructions smuggled past filters in an encoding; any readable sentence hidden that
             # way is suspicious, one that carries an injection phrase is an attack.
@@ -332,11 +860,11 @@ class PromptInjectionCheck:
                 hits.append((0.9, start, end))
             elif _is_readable(decoded):
                 hits.append((0.6, start, end))
-        obfuscated = _deobfuscated(text)
-        if obfuscated != text and len(obfuscated) == len(text):
+        obfuscated, relevant = _deobfuscated(text)
+        if relevant and len(obfuscated) == len(text):
             # Same length: offsets still point at the right characters.
             hits += [(w * 0.9, s, e) for w, s, e in _plain_signals(obfuscated)]
-        elif obfuscated != text:
+        elif relevant:
             hits += [(w * 0.9, 0, len(text)) for w, _, _ in _plain_signals(obfuscated)]
         if not hits:
             return []

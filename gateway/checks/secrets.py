@@ -236,6 +236,39 @@ _ASSIGNMENT = re.compile(
     r"|private[_.-]?key|client[_.-]?secret|credential|auth[_.-]?key)[\w.-]*)[\"']?"
     r"\s*(?::=|=>|[:=])\s*[\"'`]?(?P<secret>[^\s\"'`,;)]{8,256})"
 )
+# The key-like words of ``_ASSIGNMENT``'s name: every match holds one inside its name.
+_ASSIGNMENT_KEY = re.compile(
+    r"(?i)api[_.-]?key|apikey|secret|passw(?:or)?d|pwd|token|access[_.-]?key|private[_.-]?key"
+    r"|client[_.-]?secret|credential|auth[_.-]?key"
+)
+_NAME_CHAR = re.compile(r"[\w.-]")
+
+
+def _assignments(text: str) -> Iterator[re.Match[str]]:
+    r"""``_ASSIGNMENT.finditer(text)``, tried only where a key-like word occurs.
+
+    A match's name is a run of ``[\w.-]`` holding a key-like word, and ``finditer`` starts it at
+    the run's first character (the leading ``[\w.-]*`` absorbs any prefix) or at the end of the
+    previous match; so matching at that point for each key-like word gives the same matches,
+    without the regex being tried at every position of the text.
+    """
+    done = 0  # where finditer would resume
+    tried = -1  # run start already tried without a match
+    for hit in _ASSIGNMENT_KEY.finditer(text):
+        if hit.start() < done:
+            continue
+        start = hit.start()
+        while start > done and _NAME_CHAR.match(text, start - 1):
+            start -= 1
+        if start == tried:
+            continue
+        m = _ASSIGNMENT.match(text, start)
+        if m is None:
+            tried = start
+            continue
+        yield m
+        done = m.end()
+
 
 # Literal anchors: every rule above contains one of these (compared lower-case), so text with
 # none of them cannot match and ``prefilter`` can say so without running the patterns.
@@ -338,7 +371,7 @@ class SecretsCheck:
             if _looks_random(m.group("secret"), min_entropy):
                 yield Finding("AUTH_TOKEN", m.start("secret"), m.end("secret"), 0.8)
         assignment = gate("key", "secret", "passw", "pwd", "token", "credential")
-        for m in _ASSIGNMENT.finditer(text) if assignment else ():
+        for m in _assignments(text) if assignment else ():
             name, secret = m.group("name"), m.group("secret")
             # Passwords may be short; keys and tokens are long, short values are usually ids.
             min_len = 8 if re.search(r"(?i)pass|pwd", name) else 16
