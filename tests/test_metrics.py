@@ -3,6 +3,7 @@ implies, and with several workers the numbers are summed over all of them."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,12 @@ def test_metrics_after_known_traffic(fake: FakeOpenAI, tmp_path: Path) -> None:
         assert post(gw.url, {"model": "gpt-test", "messages": MSG}).status_code == 502
         gw.flush()
         text = httpx.get(gw.url + "/metrics").text
+        # Budget figures are copied at most once a second (they may live in Redis): poll.
+        deadline = time.monotonic() + 5
+        while value(text, "gateway_budget_remaining_usd", team="search") == 100.0 and (
+                time.monotonic() < deadline):
+            time.sleep(0.2)
+            text = httpx.get(gw.url + "/metrics").text
 
     ok = {"team": "search", "model": "gpt-test"}
     assert value(text, "gateway_requests_total", **ok, endpoint="chat", status="200") == 3

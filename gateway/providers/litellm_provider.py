@@ -178,6 +178,12 @@ class LitellmProvider:
         if closer is not None:
             with contextlib.suppress(Exception):
                 await closer()
+        # litellm's process-wide logging worker runs a task on the current loop; stop it here,
+        # or it is left pending when the loop closes.
+        with contextlib.suppress(Exception):
+            from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
+
+            await GLOBAL_LOGGING_WORKER.stop()
 
     # -- helpers --------------------------------------------------------------------------------
 
