@@ -67,7 +67,7 @@ class Services:
         self.writer.start()
         self.retention = Retention(self.log_store, self.settings.retention)
         self.retention.start()
-        await asyncio.to_thread(warm_up)
+        await asyncio.to_thread(warm_up, [m.upstream_model for m in self.settings.models])
         await self.guardrails.start()
 
     async def stop(self) -> None:

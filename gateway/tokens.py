@@ -80,7 +80,10 @@ def count_messages(messages: list[Any], model: str) -> int:
     return n + 3 * len(messages)
 
 
-def warm_up() -> None:
-    """Load both encodings at start-up so the first request does not pay for it."""
-    _encoding("cl100k_base").encode_ordinary("warm")
-    _encoding("o200k_base").encode_ordinary("warm")
+def warm_up(models: Iterable[str] = ()) -> None:
+    """Load the encodings of these models at start-up, so the first request does not pay for it.
+
+    Only those: each encoding costs tens of MB of resident memory per worker.
+    """
+    for enc in {encoding_for(m).name for m in models} or {"cl100k_base"}:
+        _encoding(enc).encode_ordinary("warm")
