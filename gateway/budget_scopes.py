@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from pydantic import ValidationError
@@ -46,6 +47,25 @@ class Estimate:
 
 def period_bounds(period: Period, now: float) -> tuple[datetime, datetime | None]:
     """The UTC calendar period containing ``now``: [start, end); ``total`` never ends."""
+    _, start, end = _period_of_day(period, int(now // 86400))
+    return start, end
+
+
+def period_id(period: Period, now: float) -> str:
+    return _period_of_day(period, int(now // 86400))[0]
+
+
+@lru_cache(maxsize=64)
+def _period_of_day(period: Period, day: int) -> tuple[str, datetime, datetime | None]:
+    """Every period starts and ends on a UTC midnight, so the day number decides it; memoized
+    (a pure function) because it is computed for every budget line of every request."""
+    start, end = _compute_bounds(period, day * 86400.0)
+    pid = {"day": start.strftime("%Y-%m-%d"), "week": start.strftime("%G-W%V"),
+           "month": start.strftime("%Y-%m"), "total": "total"}[period]
+    return pid, start, end
+
+
+def _compute_bounds(period: Period, now: float) -> tuple[datetime, datetime | None]:
     t = datetime.fromtimestamp(now, UTC)
     if period == "day":
         start = t.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -59,12 +79,6 @@ def period_bounds(period: Period, now: float) -> tuple[datetime, datetime | None
         end = (start + timedelta(days=32)).replace(day=1)
         return start, end
     return datetime(1970, 1, 1, tzinfo=UTC), None
-
-
-def period_id(period: Period, now: float) -> str:
-    start, _ = period_bounds(period, now)
-    return {"day": start.strftime("%Y-%m-%d"), "week": start.strftime("%G-W%V"),
-            "month": start.strftime("%Y-%m"), "total": "total"}[period]
 
 
 @dataclass(frozen=True, slots=True)
