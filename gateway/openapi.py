@@ -64,9 +64,35 @@ def openapi_document() -> dict[str, Any]:
             "/readyz": {"get": {**open_op, "summary": "Readiness of the stores"}},
             "/metrics": {"get": {**open_op, "summary": "Prometheus metrics"}},
             "/admin/teams/{team}/budget": {
-                "get": _path_param(_op("A team's budget this period", admin=True), "team")},
+                "get": _path_param(_op("A team's budget this period", admin=True), "team"),
+                "patch": _path_param(_op("Change a budget at run time (every replica)",
+                                         body=True, admin=True), "team")},
+            "/admin/flags": {"get": _op("The review queue, newest first", admin=True, params=[
+                "team", "status", "check", "rule", "model", "since", "until", "limit", "cursor",
+                "counts"])},
+            "/admin/flags/export": {"get": _op("Export flagged items (jsonl or csv)", admin=True,
+                                               params=["format", "team", "status", "check",
+                                                       "rule", "model", "since", "until"])},
+            "/admin/flags/{flag_id}": {
+                "get": _path_param(_op("One flagged item", admin=True), "flag_id")},
+            "/admin/flags/{flag_id}/review": {
+                "post": _path_param(_op("Record a verdict: confirmed or dismissed", body=True,
+                                        admin=True), "flag_id")},
+            "/admin/rules/stats": {"get": _op("Precision of each rule from the verdicts",
+                                              admin=True, params=["team"])},
+            "/admin/switches": {"get": _op("Kill switches in force", admin=True)},
+            "/admin/switches/{kind}/{name}": {
+                "put": _path_param(_path_param(_op("Disable a model or a team", admin=True),
+                                               "kind"), "name"),
+                "delete": _path_param(_path_param(_op("Enable it again", admin=True), "kind"),
+                                      "name")},
+            "/admin/audit": {"get": _op("The audit trail, newest first", admin=True,
+                                        params=["limit", "before", "action"])},
+            "/admin/audit/verify": {"get": _op("Verify the audit hash chain", admin=True)},
+            "/admin/alerts": {"get": _op("Alerts sent (budget, SLO, drift)", admin=True)},
             "/admin/spend": {"get": _op("Spend grouped by model, key, day or team", admin=True,
-                                        params=["team", "group_by", "since", "until"])},
+                                        params=["team", "group_by", "since", "until",
+                                                "forecast"])},
             "/admin/requests": {"get": _op("Logged requests, newest first", admin=True,
                                            params=["team", "flagged", "limit", "cursor"])},
             "/admin/keys": {
