@@ -17,6 +17,7 @@ Offline by construction:
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Sequence
 from functools import lru_cache
@@ -34,6 +35,7 @@ from presidio_analyzer.nlp_engine import NlpArtifacts, NlpEngine, NlpEngineProvi
 from presidio_analyzer.predefined_recognizers import (
     CreditCardRecognizer,
     EmailRecognizer,
+    IpRecognizer,
     PhoneRecognizer,
 )
 from pydantic import Field, field_validator
@@ -64,6 +66,7 @@ _RESERVED_TLDS = ("example", "invalid", "test", "localhost", "local", "internal"
 # Entities whose every match contains a digit: their trigger, unless ``_TRIGGERS`` has a better one.
 _DIGIT_ENTITIES = frozenset({"UK_NHS", "US_ITIN", "US_BANK_NUMBER", "US_PASSPORT", "CRYPTO"})
 _WORD = re.compile(r"\w+")
+_DIGIT = re.compile(r"\d")
 # presidio's card pattern stops at 17 digits and misses 2-series Mastercard, 15-digit JCB (2131,
 # 1800) and 12-digit Maestro; this one covers 12-19 digits in groups. Luhn still decides.
 _WIDE_CARD = Pattern(
@@ -83,10 +86,27 @@ _TRIGGERS: dict[str, re.Pattern[str]] = {
     "IP_ADDRESS": re.compile(r"\d\.\d{1,3}\.\d{1,3}\.\d|:[0-9A-Fa-f]{0,4}:"),  # v4 / v6
     "PHONE_NUMBER": _PHONE_TRIGGER,
 }
+# ``_TRIGGERS`` evaluated in one pass (``_fired``): every digit-bearing trigger match lies in one
+# maximal run of digits, spaces, '.', '-' and parentheses that starts with a digit (a *cluster*),
+# and an IBAN trigger's digits start one (a letter precedes them); so the triggers are tried only
+# on clusters long enough for them, instead of at every position of the text.
+_CLUSTER = re.compile(r"\d[\d .\-()]*")
+_IPV4_TRIGGER = re.compile(r"\d\.\d{1,3}\.\d{1,3}\.\d")
+_IPV6_TRIGGER = re.compile(r":[0-9A-Fa-f]{0,4}:")
+# entity -> (fewest characters of a cluster holding a match, the trigger's digit part)
+_CLUSTER_TRIGGERS: dict[str, tuple[int, re.Pattern[str]]] = {
+    "CREDIT_CARD": (12, _TRIGGERS["CREDIT_CARD"]),
+    "US_SSN": (9, _TRIGGERS["US_SSN"]),
+    "PHONE_NUMBER": (7, _TRIGGERS["PHONE_NUMBER"]),
+    "IP_ADDRESS": (7, _IPV4_TRIGGER),
+}
+# presidio's IP patterns; all but "IPv4" need a ':' in the match.
+_IP_PATTERNS = ("IPv4_mapped", "IPv4_embedded", "IPv4", "IPv6", "IPv6_unspecified")
 # Entities whose recognizers' matches never contain white space: run on tokens (``_run``).
 _TOKEN_ENTITIES = frozenset({"EMAIL_ADDRESS", "IP_ADDRESS"})
 _TOKEN = re.compile(r"\S+")
 _NO_NLP_RECOGNIZERS = (PatternRecognizer, StructuredPhoneRecognizer)
+_NO_ENHANCEMENT = EntityRecognizer.enhance_using_context
 _EMPTY_ARTIFACTS = NlpArtifacts([], cast(Any, []), [], [], None, "en")  # what no_op yields
 _SAMPLE = (
     "Mail jane.doe@acme.com or ops@corp.example, call 212-555-0123, card 4111 1111 1111 1111, "
@@ -133,13 +153,22 @@ class _WindowContextEnhancer(ContextAwareEnhancer):
     ) -> list[RecognizerResult]:
         by_id = {r.id: r for r in recognizers}
         extra = [w.lower() for w in context or ()]
+        # Per recognizer, its context words split into single words and phrases, once per call.
+        words_of: dict[str | None, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         for result in raw_results:
             if result.score >= self.MAX_SCORE:
                 continue
             meta = result.recognition_metadata or {}
-            recognizer = by_id.get(meta.get(RecognizerResult.RECOGNIZER_IDENTIFIER_KEY))
-            words = [w.lower() for w in getattr(recognizer, "context", None) or ()] + extra
-            if words and self._in_window(text, result.start, result.end, words):
+            key = meta.get(RecognizerResult.RECOGNIZER_IDENTIFIER_KEY)
+            split = words_of.get(key)
+            if split is None:
+                recognizer = by_id.get(key)
+                words = [w.lower() for w in getattr(recognizer, "context", None) or ()] + extra
+                split = words_of[key] = (
+                    tuple(cw for cw in words if " " not in cw),
+                    tuple(cw for cw in words if " " in cw),
+                )
+            if (split[0] or split[1]) and self._in_window(text, result.start, result.end, *split):
                 result.score = min(
                     self.MAX_SCORE,
                     max(
@@ -149,15 +178,18 @@ class _WindowContextEnhancer(ContextAwareEnhancer):
                 )
         return raw_results
 
-    def _in_window(self, text: str, start: int, end: int, words: list[str]) -> bool:
-        before = _WORD.findall(text[max(0, start - 80) : start])[-self.context_prefix_count :]
-        after = _WORD.findall(text[end : end + 40])[: self.context_suffix_count]
+    def _in_window(
+        self, text: str, start: int, end: int, single: tuple[str, ...], phrases: tuple[str, ...]
+    ) -> bool:
+        before = _WORD.findall(text, max(0, start - 80), start)[-self.context_prefix_count :]
+        after = _WORD.findall(text, end, end + 40)[: self.context_suffix_count]
         window = [w.lower() for w in before + after]
-        single = tuple(cw for cw in words if " " not in cw)
         if single and any(w.startswith(single) for w in window):
             return True
+        if not phrases:
+            return False
         joined = " ".join(window)
-        return any(cw in joined for cw in words if " " in cw)
+        return any(cw in joined for cw in phrases)
 
 
 class PiiEngine:
@@ -198,6 +230,17 @@ class PiiEngine:
                 recognizer.load()
                 recognizer.is_loaded = True
         self._enhancer = _WindowContextEnhancer()
+        # Tokens without ':' can only match the IPv4 pattern of presidio's IP recognizer; the
+        # copy (same id, name and context) runs just that one on them.
+        self._colon_free: dict[str, EntityRecognizer] = {}
+        for recognizer in self._recognizers:
+            patterns: list[Pattern] = list(getattr(recognizer, "patterns", None) or ())
+            names = sorted(p.name for p in patterns)
+            if isinstance(recognizer, IpRecognizer) and names == sorted(_IP_PATTERNS):
+                ipv4 = copy.copy(recognizer)
+                # (setattr: presidio leaves the attribute untyped, which mypy cannot infer)
+                setattr(ipv4, "patterns", [p for p in patterns if p.name == "IPv4"])  # noqa: B010
+                self._colon_free[recognizer.id] = ipv4
         self.supported_entities: frozenset[str] = frozenset(
             e for r in self._recognizers for e in r.supported_entities
         )
@@ -212,7 +255,7 @@ class PiiEngine:
         context_words: Sequence[str] = (),
     ) -> list[Finding]:
         wanted = list(entities)
-        fired = {e: _fires(_TRIGGERS.get(e), text) for e in wanted}
+        fired = _fired(text, wanted)
         selected = [
             r for r in self._recognizers if any(fired.get(e, False) for e in r.supported_entities)
         ]
@@ -239,6 +282,9 @@ class PiiEngine:
         context = list(context_words) or None
         enhanced: list[RecognizerResult] = []
         for recognizer, found in per_recognizer:
+            if type(recognizer).enhance_using_context is _NO_ENHANCEMENT:
+                enhanced += found  # what the base class's method returns
+                continue
             mine = {id(r) for r in found}
             others = [r for r in raw if id(r) not in mine]
             enhanced += recognizer.enhance_using_context(text, found, others, artifacts, context)
@@ -257,9 +303,12 @@ class PiiEngine:
             ]
         )
 
-    @staticmethod
     def _run(
-        recognizer: EntityRecognizer, text: str, wanted: list[str], artifacts: NlpArtifacts
+        self,
+        recognizer: EntityRecognizer,
+        text: str,
+        wanted: list[str],
+        artifacts: NlpArtifacts,
     ) -> list[RecognizerResult]:
         """The recognizer's results; e-mail and IP recognizers (whose matches never span white
         space) only see the white-space-delimited tokens holding their trigger, offsets mapped
@@ -279,7 +328,9 @@ class PiiEngine:
             if token is None:
                 continue
             done = token.end()
-            for r in recognizer.analyze(token.group(0), wanted, artifacts) or ():
+            word = token.group(0)
+            runner = recognizer if ":" in word else self._colon_free.get(recognizer.id, recognizer)
+            for r in runner.analyze(word, wanted, artifacts) or ():
                 r.start += token.start()
                 r.end += token.start()
                 results.append(r)
@@ -315,6 +366,43 @@ def _token_start(text: str, i: int, floor: int) -> int:
 
 def _fires(trigger: re.Pattern[str] | None, text: str) -> bool:
     return trigger is None or trigger.search(text) is not None
+
+
+def _fired(text: str, entities: Sequence[str], first: bool = False) -> dict[str, bool]:
+    """``{e: _fires(_TRIGGERS.get(e), text) for e in entities}``, in one pass over the text;
+    with ``first``, only until one fires (then any value is the right answer to "does any")."""
+    fired = {e: e not in _TRIGGERS for e in entities}
+    if first and any(fired.values()):
+        return fired
+    pending = {e for e in entities if e in _TRIGGERS}
+    if "EMAIL_ADDRESS" in pending:
+        fired["EMAIL_ADDRESS"] = "@" in text
+        pending.discard("EMAIL_ADDRESS")
+    if "IP_ADDRESS" in pending and ":" in text and _IPV6_TRIGGER.search(text) is not None:
+        fired["IP_ADDRESS"] = True
+        pending.discard("IP_ADDRESS")
+    if not pending or (first and any(fired.values())):
+        return fired
+    iban = _TRIGGERS["IBAN_CODE"]
+    for m in _CLUSTER.finditer(text):
+        start, end = m.span()
+        size = end - start
+        if size < 2:
+            continue
+        for entity in tuple(pending):
+            if entity == "IBAN_CODE":
+                hit = start >= 2 and iban.match(text, start - 2) is not None
+            else:
+                least, trigger = _CLUSTER_TRIGGERS[entity]
+                hit = size >= least and trigger.search(text, start, end) is not None
+            if hit:
+                fired[entity] = True
+                pending.discard(entity)
+                if first:
+                    return fired
+        if not pending:
+            break
+    return fired
 
 
 def _combined_trigger(entities: Sequence[str]) -> re.Pattern[str] | None:
@@ -378,12 +466,25 @@ class PiiCheck:
             raise ParamError("entities", f"unsupported {unknown} (supported: {known})")
         # One alternation of the entities' triggers: False means no recognizer would run.
         self._trigger = _combined_trigger(params.entities)
+        self._digit_gated = any(self._fired_by_digit(e) for e in params.entities)
 
     def prefilter(self, text: str) -> bool:
-        return self._trigger is None or self._trigger.search(text) is not None
+        # Same answer as ``self._trigger.search(text)``, without trying the alternation everywhere.
+        if self._trigger is None:
+            return True
+        entities = self.params.entities
+        if self._digit_gated and _DIGIT.search(text) is not None:
+            return True
+        return any(_fired(text, [e for e in entities if e in _TRIGGERS], first=True).values())
+
+    @staticmethod
+    def _fired_by_digit(entity: str) -> bool:
+        return entity in _DIGIT_ENTITIES and entity not in _TRIGGERS
 
     def scan(self, text: str, ctx: ScanContext) -> list[Finding]:
-        if not self.prefilter(text):
+        # ``analyze`` runs no recognizer when no trigger fires, which is ``prefilter``'s answer
+        # unless a digit entity without a trigger of its own was asked for.
+        if self._digit_gated and not self.prefilter(text):
             return []
         p = self.params
         return self._engine.analyze(text, p.entities, p.min_score, p.allow_list, p.context_words)

@@ -612,8 +612,17 @@ _LEET = str.maketrans(
     {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"}
 )
 # A word with a letter and a leetspeak digit or sign: "1gn0r3", "h@ck", "pa$$word".
-_LEET_WORD = re.compile(r"(?=[\w@$]*[A-Za-z])(?=[\w@$]*[013457@$])[\w@$]+")
+# Matches are whole runs of [\w@$] (a suffix of a run has no letter or sign its run lacks), so
+# trying only run starts (the look-behind) finds the same ones.
+_LEET_WORD = re.compile(r"(?<![\w@$])(?=[\w@$]*[A-Za-z])(?=[\w@$]*[013457@$])[\w@$]+")
 _SPACED = re.compile(r"\b(?:\w[\s._*-]){3,}\w\b")
+# Cheap necessary conditions (each starts with a character class, which ``re`` skips to):
+# a ``_SPACED`` match holds two one-character words between separators, a ``_LEET_WORD`` match
+# a leetspeak character, a ``_BINARY`` match eight binary digits.
+_SPACED_GATE = re.compile(r"[\s._*-]\w[\s._*-]\w[\s._*-]")
+_LEET_CHAR = re.compile(r"[013457@$]")
+_DIGIT_OR_SIGN = re.compile(r"[0-9@$]")
+_BINARY_GATE = re.compile(r"[01]{8}")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]{24,}={0,2}")
 _HEX = re.compile(r"\b(?:[0-9a-fA-F]{2}[\s:]?){16,}")
 _BINARY = re.compile(r"\b(?:[01]{8}\s?){6,}")
@@ -631,6 +640,43 @@ _PREFILTER = re.compile(
 _WEAK_PREFILTER = re.compile(
     "|".join(re.escape(k) for _, _, _, keywords in _WEAK_SIGNALS for k in keywords), _I
 )
+
+# All signal keywords, tested once per text (``_keywords_in``); a signal runs only when one of its
+# keywords occurred.
+_ALL_KEYWORDS = tuple(
+    dict.fromkeys(k for _, _, _, keywords in (*_SIGNALS, *_WEAK_SIGNALS) for k in keywords)
+)
+
+
+# Second gates for signals whose keywords hide in common words ('dan' in 'Dana', 'live' in
+# 'lives', 'training'): every match also contains one of these, so both must occur.
+def _pattern(label: str, weight: float) -> re.Pattern[str]:
+    [pattern] = [p for lab, w, p, _ in (*_SIGNALS, *_WEAK_SIGNALS) if (lab, w) == (label, weight)]
+    return pattern
+
+
+_ALSO_NEEDS: dict[re.Pattern[str], tuple[str, ...]] = {
+    # \bDAN\b(?=...anything|now|mode|jailbr), do anything now, ... mode, jailbr(eak|oken)
+    _pattern("jailbreak", 0.9): ("anything", "now", "mode", "jailbr"),
+    # you are now|no longer; act as <unrestricted...>; pretend you are|have no; no|without
+    # <ethical...> <guidelines...>; has no <filter...|restrictions>; <system...|enable X> mode
+    _pattern("jailbreak", 0.6): (
+        "now", "longer", "pretend", "unrestricted", "unfiltered", "uncensored", "evil",
+        "jailbroken", "guidelines", "restrictions", "limits", "filter", "boundaries", "mode",
+    ),
+    # X's <data>; the user/her/his/their initials|birth...; where does X Y live
+    _pattern("personal_data", 0.45): ("'s", "initials", "birth", "where"),
+    # your/the hidden|secret|...|pre-? <rules>; print|dump|...|display ... <records>
+    _pattern("prior_ref", 0.5): (
+        "hidden", "secret", "system", "initial", "original", "internal", "pre", "print", "dump",
+        "show", "list", "reveal", "output", "display",
+    ),
+}  # fmt: skip
+
+
+def _keywords_in(low: str) -> frozenset[str]:
+    return frozenset([k for k in _ALL_KEYWORDS if k in low])
+
 
 # A rewritten word worth a second scan holds one of these (phrase keywords and the nouns they
 # go with: "1gn0r3 4ll pr3v10us 1nstruct10ns").
@@ -654,7 +700,7 @@ def _decoded_payloads(text: str) -> Iterator[tuple[int, int, str]]:
             yield m.start(), m.end(), bytes.fromhex(digits).decode("utf-8", "ignore")
         except ValueError:
             continue
-    for m in _BINARY.finditer(text):
+    for m in _BINARY.finditer(text) if _BINARY_GATE.search(text) is not None else ():
         bits = m.group(0).split()
         if all(len(b) == 8 for b in bits):
             yield m.start(), m.end(), bytes(int(b, 2) for b in bits).decode("utf-8", "ignore")
@@ -683,8 +729,13 @@ def _deobfuscated(text: str) -> tuple[str, bool]:
         changed.append(word)
         return word
 
-    out = _LEET_WORD.sub(unleet, _SPACED.sub(join, text))
+    out = _SPACED.sub(join, text) if _SPACED_GATE.search(text) is not None else text
+    if _LEET_CHAR.search(out) is not None:
+        out = _LEET_WORD.sub(unleet, out)
     return out, any(_DEOBFUSCATED_GATE.search(w) is not None for w in changed)
+
+
+_ALL_SIGNALS = (*_SIGNALS, *_WEAK_SIGNALS)
 
 
 def _plain_signals(text: str, weak: bool = False) -> Iterator[tuple[float, int, int]]:
@@ -692,9 +743,14 @@ def _plain_signals(text: str, weak: bool = False) -> Iterator[tuple[float, int, 
     de-obfuscated copies carry a phrase the plain text already scored)."""
     # Keyword gates are exact only for ASCII: under IGNORECASE the Kelvin sign matches 'k'.
     low = text.lower() if text.isascii() else None
-    for _, weight, pattern, keywords in (*_SIGNALS, *_WEAK_SIGNALS) if weak else _SIGNALS:
-        if low is not None and not any(k in low for k in keywords):
-            continue
+    found = _keywords_in(low) if low is not None else frozenset()
+    for _, weight, pattern, keywords in _ALL_SIGNALS if weak else _SIGNALS:
+        if low is not None:
+            if found.isdisjoint(keywords):
+                continue
+            also = _ALSO_NEEDS.get(pattern)
+            if also is not None and not any(k in low for k in also):
+                continue
         for m in pattern.finditer(text):
             yield weight, m.start(), m.end()
     if low is not None and not any(k in low for k in _MULTILINGUAL_ASCII):
@@ -711,6 +767,8 @@ _REPEATED_TOKEN = re.compile(r"(?<!\S)(\S{2,40})(?:\s+\1(?!\S)){9,}")
 _SENTENCE = re.compile(r"[^.?!\n]{12,}[.?!]")
 _SEGMENT = re.compile(r"[^.?!\n:;'\"()]{12,}")
 _MORSE = re.compile(r"(?<![\w.-])(?:[.-]{1,7}(?:\s*/\s*|\s+)){4,}[.-]{1,7}(?![\w.-])")
+# Two Morse tokens and the separator between them: every ``_MORSE`` match holds one.
+_MORSE_GATE = re.compile(r"[.-](?:\s*/\s*|\s+)[.-]")
 _MORSE_CODE = {
     ".-": "a", "-...": "b", "-.-.": "c", "-..": "d", ".": "e", "..-.": "f", "--.": "g",
     "....": "h", "..": "i", ".---": "j", "-.-": "k", ".-..": "l", "--": "m", "-.": "n",
@@ -797,7 +855,7 @@ def _repeated_sentence(text: str) -> Iterator[tuple[float, int, int]]:
 
 def _hidden_text_signals(text: str) -> Iterator[tuple[float, int, int]]:
     yield from _repeated_sentence(text)
-    if "-" in text or "." in text:
+    if ("-" in text or "." in text) and _MORSE_GATE.search(text) is not None:
         for m in _MORSE.finditer(text):
             tokens = m.group(0).replace("/", " / ").split()
             decoded = "".join(" " if t == "/" else _MORSE_CODE.get(t, "") for t in tokens)
@@ -834,16 +892,17 @@ class PromptInjectionCheck:
     def prefilter(self, text: str) -> bool:
         # Encoded or obfuscated payloads carry no plain keyword, so any blob-like or non-ASCII
         # text goes to the full scan.
+        # (Cheapest tests first: the answer is their disjunction.)
         return (
-            _PREFILTER.search(text) is not None
+            not text.isascii()
+            or ":" in text  # dialogue turns
+            or _DIGIT_OR_SIGN.search(text) is not None
+            or _PREFILTER.search(text) is not None
             or _BASE64.search(text) is not None
             or _HEX.search(text) is not None
             or _BINARY.search(text) is not None
             or _SPACED.search(text) is not None
-            or re.search(r"[0-9@$]", text) is not None
-            or not text.isascii()
             or _WEAK_PREFILTER.search(text) is not None
-            or ":" in text  # dialogue turns
             or _REPEATED_TOKEN.search(text) is not None
             or _MORSE.search(text) is not None
             or _PIG_LATIN.search(text) is not None

@@ -326,17 +326,19 @@ class SecretsCheck:
         return _ANCHORS.search(text.lower()) is not None
 
     def scan(self, text: str, ctx: ScanContext) -> list[Finding]:
-        if not self.prefilter(text):
+        lowered = text.lower()  # once: the prefilter and the keyword gates read it
+        if _ANCHORS.search(lowered) is None:
             return []
-        found = list(self._vendor(text))
-        found += self._unterminated_pem(text, ctx)
+        # Keyword gates are exact only for ASCII (IGNORECASE lets the Kelvin sign match 'k').
+        low = lowered if text.isascii() else None
+        found = list(self._vendor(text, low))
+        if "-----BEGIN" in text:
+            found += self._unterminated_pem(text, ctx)
         if self.params.generic:
-            found += self._generic(text)
+            found += self._generic(text, low)
         return resolve_overlaps(found)
 
-    def _vendor(self, text: str) -> Iterator[Finding]:
-        # Keyword gates are exact only for ASCII (IGNORECASE lets the Kelvin sign match 'k').
-        low = text.lower() if text.isascii() else None
+    def _vendor(self, text: str, low: str | None) -> Iterator[Finding]:
         for rule in _VENDOR_RULES:
             if low is not None and rule.keywords and not any(k in low for k in rule.keywords):
                 continue
@@ -353,9 +355,8 @@ class SecretsCheck:
         # On a final text a lone header is a truncated paste; mid-stream the rest may follow.
         return [Finding("PRIVATE_KEY", m.start(), len(text), 0.9)]
 
-    def _generic(self, text: str) -> Iterator[Finding]:
+    def _generic(self, text: str, low: str | None) -> Iterator[Finding]:
         min_entropy = self.params.min_entropy
-        low = text.lower() if text.isascii() else None
 
         def gate(*keywords: str) -> bool:
             return low is None or any(k in low for k in keywords)
