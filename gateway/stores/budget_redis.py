@@ -30,6 +30,7 @@ from redis.exceptions import RedisError
 
 from gateway.stores.budget_base import (
     DONE_MARK_TTL_US,
+    SYNC_MARK_TTL_US,
     Counter,
     RateLine,
     ReserveRequest,
@@ -311,7 +312,7 @@ class RedisBudgetStore:
     async def add_spent(self, team: str, batch_id: str, entries: list[tuple[str, int, int]],
                         now_us: int) -> None:
         keys = [self._k(team, f"m:sync:{batch_id}")] + [self._k(team, k) for k, _, _ in entries]
-        args: list[Any] = [DONE_MARK_TTL_US // 1000]
+        args: list[Any] = [SYNC_MARK_TTL_US // 1000]
         for _, amount, expire_at in entries:
             args += [amount, expire_at]
         await self._call(self._add_spent, keys, args)
