@@ -215,6 +215,9 @@ class Budgets:
         self._teams = {t.name: t for t in settings.teams}
         self._clock = clock
         self._store = store if store is not None else open_budget_store(settings)
+        # An in-process store answers without awaiting anything: it can neither hang nor be
+        # interrupted half-way, so its calls skip the timeout and the shielded settle task.
+        self._inline = isinstance(self._store, MemoryBudgetStore)
         self._timeout = settings.stores.budget_timeout_s
         self._workers = settings.server.workers
         self._store_url = settings.stores.budgets
@@ -288,6 +291,8 @@ class Budgets:
     # store calls: bounded, and errors become StoreError
 
     async def _call(self, aw: Awaitable[T]) -> T:
+        if self._inline:
+            return await aw
         try:
             async with asyncio.timeout(self._timeout):  # no extra task, unlike wait_for in 3.11
                 return await aw
@@ -420,7 +425,10 @@ class Budgets:
                             max(0, cost_micros), max(0, tokens), hold.lines(), hold.rate_lines())
         # Shielded: a client that disconnects must not cancel the accounting of its request.
         try:
-            await asyncio.shield(self._spawn(self._settle_now(hold, req)))
+            if self._inline:
+                await self._settle_now(hold, req)
+            else:
+                await asyncio.shield(self._spawn(self._settle_now(hold, req)))
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -48,8 +48,11 @@ class RunningGateway:
         return self.app.state.services
 
     def flush(self) -> None:
-        """Wait until every submitted request record is in the store."""
+        """Wait until no request is in progress (a stream settles and records itself just
+        after its last byte), then until every record is in the store."""
         loop = self.app.state.loop
+        fut = asyncio.run_coroutine_threadsafe(self.services.ops.drain(10), loop)
+        fut.result(15)
         fut = asyncio.run_coroutine_threadsafe(self.services.writer.flush(), loop)
         fut.result(10)
 

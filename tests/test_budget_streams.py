@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,12 @@ def test_stream_is_cut_with_length_when_the_budget_runs_out(tmp_path: Path) -> N
             text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
             assert chunks[-1].choices[0].finish_reason == "length"
             assert 10 < len(text.split()) < 400  # topped up past the estimate, then cut
+            # The hold is settled just after [DONE] has gone out: wait for it.
+            deadline = time.monotonic() + 5
             status: dict[str, Any] = gw.call(gw.services.budgets.status("search"))
+            while status["reserved_usd"] and time.monotonic() < deadline:
+                time.sleep(0.05)
+                status = gw.call(gw.services.budgets.status("search"))
             assert status["reserved_usd"] == 0
             # Nothing was delivered past the budget; the one chunk the upstream had already
             # generated when the money ran out (2 words, at most 6 tokens = 12 micro-dollars)
