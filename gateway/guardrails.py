@@ -83,6 +83,23 @@ class Guardrails:
             return []
         return await self.run(scan, candidates, text, ctx)
 
+    async def detect_all(self, rules: Sequence[Rule], texts: Sequence[str], ctx: ScanContext
+                         ) -> list[list[Detection]]:
+        """Detections for each text, with one trip to the scan pool for all of them (a thread
+        hop costs more than scanning a short message)."""
+        work = [(i, cands) for i, text in enumerate(texts)
+                if (cands := prefiltered(rules, text))]
+        out: list[list[Detection]] = [[] for _ in texts]
+        if not work:
+            return out
+
+        def scan_all() -> list[list[Detection]]:
+            return [scan(cands, texts[i], ctx) for i, cands in work]
+
+        for (i, _), dets in zip(work, await self.run(scan_all), strict=True):
+            out[i] = dets
+        return out
+
     # -- input --------------------------------------------------------------------------------
 
     async def check_input(self, policy: Policy, endpoint: str, body: dict[str, Any],
@@ -97,8 +114,9 @@ class Guardrails:
         entries: list[dict[str, Any]] = []
         blocked = False
         base = 0
-        for slot in input_slots(endpoint, body):
-            dets = await self.detect(policy.input_rules, slot.text, ctx)
+        slots = input_slots(endpoint, body)
+        found = await self.detect_all(policy.input_rules, [s.text for s in slots], ctx)
+        for slot, dets in zip(slots, found, strict=True):
             result: Applied = apply(slot.text, dets, vault, enforce=enforce)
             if dets:
                 entries += rule_entries(result.fired, shadow=policy.shadow, base=base)
@@ -130,9 +148,8 @@ class Guardrails:
         base = 0
         ctx = ScanContext("output", request)
         enforce = not policy.shadow
-        for slot in slots:
-            dets = (await self.detect(policy.output_rules, slot.text, ctx)
-                    if policy.output_rules else [])
+        found = await self.detect_all(policy.output_rules, [s.text for s in slots], ctx)
+        for slot, dets in zip(slots, found, strict=True):
             result = apply(slot.text, dets, None, enforce=enforce)
             if dets:
                 entries += rule_entries(result.fired, shadow=policy.shadow, base=base)
