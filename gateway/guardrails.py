@@ -9,7 +9,9 @@ hop or the expensive recognizers.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -36,6 +38,8 @@ T = TypeVar("T")
 
 SCAN_TIMEOUT_S = 5.0
 MAX_CONCURRENT_SCANS = 32
+#: Input texts whose detections are remembered (about 100 bytes each).
+MEMO_ENTRIES = 8192
 _SEPARATOR = "\n\n"
 
 
@@ -45,6 +49,7 @@ class Guardrails:
         self._by_team = {t.name: self.policies[t.policy] for t in settings.teams if t.policy}
         self._pool: ThreadPoolExecutor | None = None
         self._limit: asyncio.Semaphore | None = None
+        self._memo: OrderedDict[bytes, list[Detection]] = OrderedDict()
 
     def for_team(self, team: str | None) -> Policy | None:
         return self._by_team.get(team) if team else None
@@ -71,8 +76,8 @@ class Guardrails:
         loop = asyncio.get_running_loop()
         async with self._limit:
             try:
-                return await asyncio.wait_for(loop.run_in_executor(self._pool, fn, *args),
-                                              SCAN_TIMEOUT_S)
+                async with asyncio.timeout(SCAN_TIMEOUT_S):  # no extra task, unlike wait_for
+                    return await loop.run_in_executor(self._pool, fn, *args)
             except TimeoutError:
                 raise GuardrailTimeout("The content checks did not finish in time.") from None
 
@@ -87,18 +92,42 @@ class Guardrails:
                          ) -> list[list[Detection]]:
         """Detections for each text, with one trip to the scan pool for all of them (a thread
         hop costs more than scanning a short message)."""
-        work = [(i, cands) for i, text in enumerate(texts)
-                if (cands := prefiltered(rules, text))]
         out: list[list[Detection]] = [[] for _ in texts]
+        work: list[tuple[int, list[Rule], bytes | None]] = []
+        for i, text in enumerate(texts):
+            cands = prefiltered(rules, text)
+            if not cands:
+                continue
+            key = self._memo_key(rules, cands, text, ctx)
+            hit = self._memo.get(key) if key is not None else None
+            if hit is not None:
+                out[i] = hit
+                continue
+            work.append((i, cands, key))
         if not work:
             return out
 
         def scan_all() -> list[list[Detection]]:
-            return [scan(cands, texts[i], ctx) for i, cands in work]
+            return [scan(cands, texts[i], ctx) for i, cands, _ in work]
 
-        for (i, _), dets in zip(work, await self.run(scan_all), strict=True):
+        for (i, _, key), dets in zip(work, await self.run(scan_all), strict=True):
             out[i] = dets
+            if key is not None:
+                self._memo[key] = dets
+                if len(self._memo) > MEMO_ENTRIES:
+                    self._memo.popitem(last=False)
         return out
+
+    def _memo_key(self, rules: Sequence[Rule], cands: list[Rule], text: str,
+                  ctx: ScanContext) -> bytes | None:
+        """Input texts repeat (the system prompt and the conversation so far are resent every
+        turn), so their detections are remembered, keyed by a hash: the memo holds offsets and
+        labels, never text. Checks that read the request (whole-text ones) are not memoized."""
+        if ctx.direction != "input" or any(type(r.check).whole_text for r in cands):
+            return None
+        digest = hashlib.blake2b(text.encode(), digest_size=16)
+        digest.update(id(rules).to_bytes(8, "little"))
+        return digest.digest()
 
     # -- input --------------------------------------------------------------------------------
 

@@ -229,3 +229,19 @@ def test_flagged_request_reaches_the_review_queue_redacted(gw: RunningGateway,
     pii = next(r for r in item["rules"] if r["rule"] == "pii" and r["action"] == "mask")
     spans = {item["prompt"][x["start"]:x["end"]] for x in pii["findings"]}
     assert spans == {"<EMAIL_ADDRESS_1>", "<CREDIT_CARD_1>"}
+
+
+def test_repeated_prompt_is_enforced_the_same_every_time(gw: RunningGateway,
+                                                         fake: FakeOpenAI) -> None:
+    """Detections of repeated input texts are remembered; enforcement must not change."""
+    fake.reply = "Done for <EMAIL_ADDRESS_1>."
+    for _ in range(3):
+        assert ask(gw, f"Please email {EMAIL}.") == f"Done for {EMAIL}."
+        assert fake.last["messages"][0]["content"] == "Please email <EMAIL_ADDRESS_1>."
+    with pytest.raises(openai.BadRequestError):
+        ask(gw, f"my key is {AWS_KEY}")
+    with pytest.raises(openai.BadRequestError):
+        ask(gw, f"my key is {AWS_KEY}")
+    recs = records(gw)
+    assert [r["status"] for r in recs[:2]] == [400, 400]
+    assert recs[2]["rules"] == recs[3]["rules"] == recs[4]["rules"]
