@@ -294,7 +294,11 @@ def write(args: argparse.Namespace, meta: dict[str, Any], info: dict[str, dict[s
     md = report.render(run, ORDER)
     (out_dir / f"{args.mode}-latest.md").write_text(md)
     if args.mode == "full":
-        (BENCH / "RESULTS.md").write_text(md + f"\nRaw figures: `bench/out/{raw.name}`.\n")
+        # The optimisation log is kept by hand in OPTIMISATIONS.md and carried into every report.
+        log = BENCH / "OPTIMISATIONS.md"
+        notes = "\n" + log.read_text() if log.exists() else ""
+        (BENCH / "RESULTS.md").write_text(
+            md + f"\nRaw figures: `bench/out/{raw.name}`.\n" + notes)
     print("\n" + md)
     print(f"raw figures: {raw.relative_to(BENCH.parent)}")
     return 0
