@@ -98,6 +98,12 @@ class Authenticator:
         self._cache[digest] = (now + (self._ttl if principal else self._neg_ttl), principal)
         return principal
 
+    def staff(self, key_hash: str) -> Principal | None:
+        """The admin or reviewer key with this SHA-256 digest (the review page's sessions hold
+        the digest, never the key)."""
+        p = self._static.get(key_hash)
+        return p if p is not None and p.role in ("admin", "reviewer") else None
+
     def forget(self, key_hash: str) -> None:
         """Drop a cached lookup (after a revoke on this replica)."""
         self._cache.pop(key_hash, None)

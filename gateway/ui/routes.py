@@ -37,7 +37,6 @@ from gateway.ui.session import (
     SessionCodec,
     same_token,
     session_secret,
-    ui_principals,
 )
 
 HERE = Path(__file__).parent
@@ -86,7 +85,6 @@ class ReviewPage:
         self.s = s
         self.env = _env()
         self.codec = SessionCodec(session_secret(s.settings))
-        self.principals = ui_principals(s.settings)
 
     # --- plumbing --------------------------------------------------------------------------------
 
@@ -99,7 +97,7 @@ class ReviewPage:
 
     def current(self, request: Request) -> tuple[Session, Principal] | None:
         session = self.codec.read(request.cookies.get(COOKIE))
-        principal = self.principals.get(session.digest) if session else None
+        principal = self.s.auth.staff(session.digest) if session else None
         return (session, principal) if session and principal else None
 
     def page(self, handler: Callable[[Request, Session, Principal], Awaitable[Response]],

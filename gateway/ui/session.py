@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 import orjson
 
-from gateway.auth import Principal
 from gateway.settings import Settings, key_digest
 
 COOKIE = "gw_session"
@@ -44,19 +43,6 @@ def session_secret(settings: Settings) -> bytes:
     if not digests:  # no admin key: only reviewers can log in; their digests stand in
         digests = sorted(key_digest(k) for t in settings.teams for k in t.reviewer_keys)
     return hashlib.sha256(b"gateway-ui-session-v1\0" + "\0".join(digests).encode()).digest()
-
-
-def ui_principals(settings: Settings) -> dict[str, Principal]:
-    """Digest -> principal for the keys that may use the page (the same ids ``auth.py`` gives)."""
-    out: dict[str, Principal] = {}
-    for k in settings.server.admin_keys:
-        d = key_digest(k)
-        out[d] = Principal("admin", f"cfg:{d[:12]}", None)
-    for team in settings.teams:
-        for k in team.reviewer_keys:
-            d = key_digest(k)
-            out[d] = Principal("reviewer", f"cfg:{d[:12]}", team)
-    return out
 
 
 def _b64(data: bytes) -> str:
