@@ -67,6 +67,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--duration", type=float, default=20.0)
     ap.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
     ap.add_argument("--svg", action="store_true", help="write a flame graph instead")
+    ap.add_argument("--gil", action="store_true",
+                    help="sample only the thread holding the GIL (Python CPU, not I/O waits)")
     ap.add_argument("--top", type=int, default=15)
     ap.add_argument("--focus", default="gateway/", help="path part for the third list")
     a = ap.parse_args(argv)
@@ -86,7 +88,8 @@ def main(argv: list[str]) -> int:
             # Warm up first so imports and connection set-up are not in the profile.
             loads.measure(target, load, duration=2, warmup=0, workdir=workdir, upstream=upstream)
             cmd = [spy, "record", "--pid", str(target.pid), "--subprocesses", "--function",
-                   "--rate", str(a.rate), "--duration", str(int(a.duration)), "--format",
+                   "--rate", str(a.rate), "--duration", str(int(a.duration)), *(["--gil"] if a.gil else []),
+                   "--format",
                    "flamegraph" if a.svg else "raw", "--output", str(dest)]
             spy_proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             fig: dict[str, object] = {}

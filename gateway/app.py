@@ -15,6 +15,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from gateway import pipeline
 from gateway.admin import admin_routes, json_response
@@ -22,12 +23,13 @@ from gateway.auth import bearer_key
 from gateway.errors import GatewayError
 from gateway.metrics import CONTENT_TYPE
 from gateway.openapi import openapi_document
-from gateway.ops import InFlight
+from gateway.ops import InFlight, Ops
 from gateway.ops_admin import ops_routes
+from gateway.providers.base import Endpoint
+from gateway.render import error_response
 from gateway.review import review_routes
 from gateway.services import Services, build_services
 from gateway.settings import Settings, default_settings, load_settings
-from gateway.streaming import SSEResponse
 from gateway.ui.routes import ui_routes
 
 log = logging.getLogger("gateway")
@@ -35,47 +37,56 @@ log = logging.getLogger("gateway")
 READY_TIMEOUT_S = 2.0
 
 
-def error_response(request: Request, exc: Exception) -> Response:
-    """The one renderer: every error leaves the gateway in OpenAI's shape."""
-    if not isinstance(exc, GatewayError):
-        if isinstance(exc, HTTPException):
-            exc = _http_exception(exc)
-        else:
-            log.error("unhandled error on %s: %s", request.url.path, type(exc).__name__,
-                      exc_info=exc)
-            exc = GatewayError("The gateway failed to handle this request.")
-    headers = dict(exc.headers())
-    rid = getattr(request.state, "request_id", None)
-    if rid:
-        headers["x-request-id"] = rid
-    return Response(exc.body_bytes(), status_code=exc.http_status(),
-                    media_type="application/json", headers=headers)
-
-
-def _http_exception(exc: HTTPException) -> GatewayError:
-    from gateway.errors import InvalidRequest, NotFound
-
-    if exc.status_code == 404:
-        return NotFound("No such endpoint.")
-    err = InvalidRequest(exc.detail if isinstance(exc.detail, str) else "Bad request.")
-    err.status = exc.status_code  # type: ignore[misc]
-    return err
-
-
 async def _gateway_error(request: Request, exc: Exception) -> Response:
     return error_response(request, exc)
 
 
+#: The proxied API, served by ``pipeline.serve``: path -> endpoint (with and without ``/v1``).
+_API: tuple[tuple[str, Endpoint], ...] = (
+    ("/chat/completions", "chat"), ("/completions", "completions"), ("/embeddings", "embeddings"))
+API_PATHS: dict[str, Endpoint] = {f"{prefix}{path}": endpoint
+                                  for prefix in ("/v1", "") for path, endpoint in _API}
+
+
+class _ApiEndpoint:
+    """``pipeline.serve`` as a plain ASGI app (Starlette does not wrap a non-function)."""
+
+    def __init__(self, s: Services, endpoint: Endpoint) -> None:
+        self.s = s
+        self.endpoint = endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await pipeline.serve(self.s, self.endpoint, scope, receive, send)
+
+
+class GatewayApp(Starlette):
+    """Starlette, with POSTs to the proxied API taken straight to ``pipeline.serve``.
+
+    Those are nearly all of the traffic, and Starlette's middleware stack, exception handlers
+    and router cost about a tenth of such a request's CPU (bench/OPTIMISATIONS.md). The fast
+    path keeps what they gave these routes: the in-flight count that graceful shutdown waits
+    for, and OpenAI-shaped errors (``pipeline.serve`` renders its own). Every other request,
+    and other methods on these paths (405), go through Starlette as usual.
+    """
+
+    fast: dict[str, _ApiEndpoint]
+    ops: Ops
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            target = self.fast.get(scope["path"])
+            if target is not None:
+                ops = self.ops
+                ops.enter()
+                try:
+                    await target(scope, receive, send)
+                finally:
+                    ops.leave()
+                return
+        await super().__call__(scope, receive, send)
+
+
 def _api_routes(s: Services) -> list[Route]:
-    async def chat(request: Request) -> Response | SSEResponse:
-        return await pipeline.handle(s, request, "chat")
-
-    async def completions(request: Request) -> Response | SSEResponse:
-        return await pipeline.handle(s, request, "completions")
-
-    async def embeddings(request: Request) -> Response | SSEResponse:
-        return await pipeline.handle(s, request, "embeddings")
-
     async def models(request: Request) -> Response:
         p = await s.auth.authenticate(bearer_key(request.headers.get("authorization")),
                                       roles=("client", "admin", "reviewer"))
@@ -84,13 +95,9 @@ def _api_routes(s: Services) -> list[Route]:
                 for m in s.settings.models if allowed is None or m.name in allowed]
         return json_response({"object": "list", "data": data})
 
-    api: list[Route] = []
-    for prefix in ("/v1", ""):
-        api += [Route(f"{prefix}/chat/completions", chat, methods=["POST"]),
-                Route(f"{prefix}/completions", completions, methods=["POST"]),
-                Route(f"{prefix}/embeddings", embeddings, methods=["POST"]),
-                Route(f"{prefix}/models", models, methods=["GET"])]
-    return api
+    api = [Route(path, _ApiEndpoint(s, endpoint), methods=["POST"])
+           for path, endpoint in API_PATHS.items()]
+    return api + [Route(f"{prefix}/models", models, methods=["GET"]) for prefix in ("/v1", "")]
 
 
 def _ops_routes(s: Services) -> list[Route]:
@@ -122,7 +129,7 @@ def _ops_routes(s: Services) -> list[Route]:
             *admin_routes(s)]
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings) -> GatewayApp:
     services = build_services(settings)
 
     @asynccontextmanager
@@ -137,13 +144,15 @@ def create_app(settings: Settings) -> Starlette:
                                 Exception: _gateway_error}
     routes = [*_api_routes(services), *_ops_routes(services),
               *review_routes(services), *ui_routes(services), *ops_routes(services)]
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers,
-                    middleware=[Middleware(InFlight, ops=services.ops)])
+    app = GatewayApp(routes=routes, lifespan=lifespan, exception_handlers=handlers,
+                     middleware=[Middleware(InFlight, ops=services.ops)])
+    app.fast = {path: _ApiEndpoint(services, endpoint) for path, endpoint in API_PATHS.items()}
+    app.ops = services.ops
     app.state.services = services
     return app
 
 
-def app_from_env() -> Starlette:
+def app_from_env() -> GatewayApp:
     """The uvicorn factory used by ``gateway serve`` (the config path travels in the env)."""
     path = os.environ.get("GATEWAY_CONFIG")
     return create_app(load_settings(path) if path else default_settings())

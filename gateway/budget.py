@@ -158,6 +158,15 @@ class Hold:
             return True
         return await self.top_up(need_usd, need_tok)
 
+    def predict_settled(self, cost_micros: int, tokens: int) -> None:
+        """Show in ``headers()`` the figures the coming settle will leave: the reservation's
+        counters with this hold's estimate replaced by the actual amounts. The answer can then
+        leave before the store's settle round trip (other requests' changes since the
+        reservation are not in the figure, as they would not be a moment later either)."""
+        self._used = [used - (self.amount if b.metric == "usd" else self.tokens)
+                      + (cost_micros if b.metric == "usd" else tokens)
+                      for b, used in zip(self._lines, self._used, strict=False)]
+
     def remaining_micros(self) -> int | None:
         left = [b.limit - u for b, u in zip(self._lines, self._used, strict=False)
                 if b.metric == "usd" and b.limit != UNLIMITED]

@@ -59,6 +59,17 @@ class Ops:
             log.error("%d request(s) still running after %.0fs; their records may be lost",
                       self.inflight, timeout_s)
 
+    def enter(self) -> None:
+        """An HTTP request started (``InFlight`` and the API fast path count them)."""
+        self.inflight += 1
+        if self.inflight == 1:
+            self.idle.clear()
+
+    def leave(self) -> None:
+        self.inflight -= 1
+        if self.inflight == 0:
+            self.idle.set()
+
     async def start(self) -> None:
         await self.store.open()
         await self.switches.start()
@@ -101,15 +112,11 @@ class InFlight:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        ops = self.ops
-        ops.inflight += 1
-        ops.idle.clear()
+        self.ops.enter()
         try:
             await self.app(scope, receive, send)
         finally:
-            ops.inflight -= 1
-            if ops.inflight == 0:
-                ops.idle.set()
+            self.ops.leave()
 
 
 def build_ops(settings: Settings, metrics: Metrics, sender: AlertSender) -> Ops:

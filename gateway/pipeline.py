@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from gateway.auth import Principal, bearer_key
 from gateway.bodies import VALIDATORS, read_json
@@ -25,6 +26,7 @@ from gateway.guard import StreamGuard
 from gateway.providers.base import Completion, Endpoint, UpstreamCall, Usage
 from gateway.records import RequestIds, RequestRecord
 from gateway.relay import StreamRelay
+from gateway.render import error_response
 from gateway.services import Services
 from gateway.settings import ModelSettings
 from gateway.streaming import SSEResponse
@@ -72,25 +74,41 @@ class _Call:
 
     record: RequestRecord
     hold: Hold | None = None
-    handed_off: bool = False
+    handed_off: bool = False  # a stream settles and records itself (StreamRelay.finish)
+    cost_micros: int = 0  # what the hold settles at once the upstream answered; else 0 (release)
+    tokens: int = 0
 
 
-async def handle(s: Services, request: Request, endpoint: Endpoint) -> Response | SSEResponse:
+async def serve(s: Services, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send
+                ) -> None:
+    """One API request as a plain ASGI call (the fast path: no Starlette middleware stack).
+
+    The answer is sent first; then the hold is settled (or released) and the record submitted,
+    so the client does not wait for the budget store's round trip, the metrics or the log queue.
+    Errors are rendered here, in OpenAI's shape, by the same renderer as every other route.
+    """
+    request = Request(scope, receive)
     rid = request_id_of(request, s.request_ids)
     request.state.request_id = rid
     c = _Call(RequestRecord(rid, time.time(), endpoint))
     try:
-        return await _serve(s, request, endpoint, c)
-    except GatewayError as exc:
-        c.record.finish(exc.http_status(), error_code_of(exc))
-        raise
-    except BaseException:
-        c.record.finish(500, "internal_error")
-        raise
+        try:
+            response = await _serve(s, request, endpoint, c)
+        except GatewayError as exc:
+            c.record.finish(exc.http_status(), error_code_of(exc))
+            response = error_response(request, exc)
+        except Exception as exc:
+            c.record.finish(500, "internal_error")
+            response = error_response(request, exc)
+        except BaseException:
+            c.record.finish(500, "internal_error")
+            raise
+        await response(scope, receive, send)
     finally:
         if not c.handed_off:
             if c.hold is not None:
-                await c.hold.release()  # idempotent: a settled hold ignores it
+                # Settles what _answer priced; releases a hold whose request was not served.
+                await c.hold.settle(c.cost_micros, c.tokens)
             s.submit(c.record)
 
 
@@ -132,28 +150,38 @@ async def _serve(s: Services, request: Request, endpoint: Endpoint, c: _Call
         return SSEResponse(relay, {"x-request-id": record.request_id, **hold.headers()})
     result = await provider.complete(call)
     record.upstream_ms = (time.perf_counter() - started) * 1e3
+    _price(s, model, c, estimate.prompt_tokens, result)  # paid upstream, even if blocked below
     if policy is not None and endpoint != "embeddings" and (policy.output_rules or vault):
         await s.guardrails.check_output(policy, result.data, vault, record, body)
         result.raw = None  # the answer may have changed: serialize it again
-    return await _answer(s, model, hold, record, estimate.prompt_tokens, result)
+    return _answer(c, result)
 
 
-async def _answer(s: Services, model: ModelSettings, hold: Hold, record: RequestRecord,
-                  estimated_prompt: int, result: Completion) -> Response:
+def _price(s: Services, model: ModelSettings, c: _Call, estimated_prompt: int,
+           result: Completion) -> None:
+    """What the answer cost: the hold settles at this once the answer is sent (``serve``)."""
+    record = c.record
     usage = result.usage
     if usage is None:
         usage = Usage(estimated_prompt, _count_output(result.data, model))
         record.usage_estimated = True
-    cost = s.pricing.cost(model, usage)
-    await hold.settle(cost, usage.total_tokens)
+    c.cost_micros = record.cost_micros = s.pricing.cost(model, usage)
+    c.tokens = usage.total_tokens
     record.prompt_tokens, record.completion_tokens = usage.prompt_tokens, usage.completion_tokens
-    record.cost_micros = cost
+
+
+def _answer(c: _Call, result: Completion) -> Response:
+    """The served answer; its budget headers are the reservation's figures with the estimate
+    replaced by the actual cost (the store's own settle lands just after the answer is sent)."""
+    hold, record = c.hold, c.record
+    assert hold is not None
+    hold.predict_settled(c.cost_micros, c.tokens)
     choices = result.data.get("choices")
     if isinstance(choices, list) and choices and isinstance(choices[0], dict):
         record.finish_reason = choices[0].get("finish_reason")
     record.finish(200)
-    headers = {"x-request-id": record.request_id, "x-gateway-cost-usd": f"{cost / 1e6:.6f}",
-               **hold.headers()}
+    headers = {"x-request-id": record.request_id,
+               "x-gateway-cost-usd": f"{c.cost_micros / 1e6:.6f}", **hold.headers()}
     body = result.raw if result.raw is not None else orjson.dumps(result.data)
     return Response(body, media_type=JSON, headers=headers)
 

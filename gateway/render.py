@@ -1,0 +1,42 @@
+"""The one error renderer: every error leaves the gateway in OpenAI's shape.
+
+Used both by Starlette's exception handlers (every route) and by the API fast path in
+``gateway.pipeline``, which bypasses Starlette's middleware stack and renders its own errors.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.errors import GatewayError, InvalidRequest, NotFound
+
+log = logging.getLogger("gateway")
+
+
+def error_response(request: Request, exc: Exception) -> Response:
+    """``exc`` as an OpenAI-shaped JSON response; unknown exceptions are logged and become 500."""
+    if not isinstance(exc, GatewayError):
+        if isinstance(exc, HTTPException):
+            exc = _http_exception(exc)
+        else:
+            log.error("unhandled error on %s: %s", request.url.path, type(exc).__name__,
+                      exc_info=exc)
+            exc = GatewayError("The gateway failed to handle this request.")
+    headers = dict(exc.headers())
+    rid = getattr(request.state, "request_id", None)
+    if rid:
+        headers["x-request-id"] = rid
+    return Response(exc.body_bytes(), status_code=exc.http_status(),
+                    media_type="application/json", headers=headers)
+
+
+def _http_exception(exc: HTTPException) -> GatewayError:
+    if exc.status_code == 404:
+        return NotFound("No such endpoint.")
+    err = InvalidRequest(exc.detail if isinstance(exc.detail, str) else "Bad request.")
+    err.status = exc.status_code  # type: ignore[misc]
+    return err
