@@ -46,6 +46,7 @@ from gateway.budget_scopes import (
     validated_patch,
 )
 from gateway.errors import BudgetExceeded, InvalidRequest, NotFound, RateLimited, StoreUnavailable
+from gateway.records import RequestIds
 from gateway.settings import Settings, TeamSettings
 from gateway.stores.budget_base import (
     UNLIMITED,
@@ -235,6 +236,7 @@ class Budgets:
         self.stats = BudgetStats()
         self._config: dict[str, TeamConfig] = {}
         self._live: weakref.WeakValueDictionary[str, Hold] = weakref.WeakValueDictionary()
+        self._hold_ids = RequestIds("h")
         self._tasks: set[asyncio.Task[Any]] = set()
         self._pending: list[SettleRequest] = []
         self._last_used: dict[tuple[str, str], int] = {}
@@ -366,7 +368,7 @@ class Budgets:
             cfg = await self._team_config(team.name)
             now = self._clock()
             budgets, infos, rates = lines_for(scopes_for(team, principal, cfg), estimate, now)
-            hold = Hold(self, self._store, team.name, secrets.token_hex(8), budgets, infos,
+            hold = Hold(self, self._store, team.name, self._hold_ids.new(), budgets, infos,
                         rates, estimate)
             req = ReserveRequest(team.name, hold.hold_id, int(now * MICROS), self._ttl_us,
                                  cfg.version, hold.lines(), hold.rate_lines())
@@ -411,7 +413,7 @@ class Budgets:
         cfg = self._config.get(team.name) or TeamConfig(0, {})
         now = self._clock()
         budgets, infos, rates = lines_for(scopes_for(team, principal, cfg), estimate, now)
-        hold = Hold(self, d.local, team.name, secrets.token_hex(8), budgets, infos, rates,
+        hold = Hold(self, d.local, team.name, self._hold_ids.new(), budgets, infos, rates,
                     estimate, degraded=True)
         for line in budgets:  # start from the last shared numbers this replica saw
             if ns(team.name, line.key) not in d.local.state.counters:

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -26,7 +25,7 @@ from gateway.guard import StreamGuard
 from gateway.providers.base import Completion, Endpoint, UpstreamCall, Usage
 from gateway.records import RequestIds, RequestRecord
 from gateway.relay import StreamRelay
-from gateway.render import error_response
+from gateway.render import render_error
 from gateway.services import Services
 from gateway.settings import ModelSettings
 from gateway.streaming import SSEResponse
@@ -35,11 +34,25 @@ from gateway.tokens import count_text
 JSON = "application/json"
 
 
-def request_id_of(request: Request, ids: RequestIds) -> str:
-    rid = request.headers.get("x-request-id")
-    if rid and len(rid) <= 128 and rid.isprintable():
-        return rid
+def request_id_of(header: str | None, ids: RequestIds) -> str:
+    """The client's ``x-request-id`` when it is a sane one, else a new id."""
+    if header and len(header) <= 128 and header.isprintable():
+        return header
     return ids.new()
+
+
+def _headers(scope: Scope) -> tuple[str | None, str | None, str | None]:
+    """``authorization``, ``x-request-id`` and ``content-length`` in one pass over the raw
+    headers (a ``Headers`` lookup scans and decodes them all, per lookup)."""
+    auth = rid = length = None
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            auth = value.decode("latin-1")
+        elif name == b"x-request-id":
+            rid = value.decode("latin-1")
+        elif name == b"content-length":
+            length = value.decode("latin-1")
+    return auth, rid, length
 
 
 def resolve_model(s: Services, principal: Principal, name: str) -> ModelSettings:
@@ -87,19 +100,18 @@ async def serve(s: Services, endpoint: Endpoint, scope: Scope, receive: Receive,
     so the client does not wait for the budget store's round trip, the metrics or the log queue.
     Errors are rendered here, in OpenAI's shape, by the same renderer as every other route.
     """
-    request = Request(scope, receive)
-    rid = request_id_of(request, s.request_ids)
-    request.state.request_id = rid
+    auth, rid_header, length = _headers(scope)
+    rid = request_id_of(rid_header, s.request_ids)
     c = _Call(RequestRecord(rid, time.time(), endpoint))
     try:
         try:
-            response = await _serve(s, request, endpoint, c)
+            response = await _serve(s, endpoint, c, auth, receive, length)
         except GatewayError as exc:
             c.record.finish(exc.http_status(), error_code_of(exc))
-            response = error_response(request, exc)
+            response = render_error(exc, rid, scope["path"])
         except Exception as exc:
             c.record.finish(500, "internal_error")
-            response = error_response(request, exc)
+            response = render_error(exc, rid, scope["path"])
         except BaseException:
             c.record.finish(500, "internal_error")
             raise
@@ -112,12 +124,12 @@ async def serve(s: Services, endpoint: Endpoint, scope: Scope, receive: Receive,
             s.submit(c.record)
 
 
-async def _serve(s: Services, request: Request, endpoint: Endpoint, c: _Call
-                 ) -> Response | SSEResponse:
+async def _serve(s: Services, endpoint: Endpoint, c: _Call, auth: str | None, receive: Receive,
+                 length: str | None) -> Response | SSEResponse:
     record = c.record
-    principal = await s.auth.authenticate(bearer_key(request.headers.get("authorization")))
+    principal = await s.auth.authenticate(bearer_key(auth))
     record.team, record.key_id = principal.team_name, principal.key_id
-    body = await read_json(request, s.settings.server.max_body_bytes)
+    body = await read_json(receive, length, s.settings.server.max_body_bytes)
     name = VALIDATORS[endpoint](body)
     record.model = name
     model = resolve_model(s, principal, name)

@@ -22,11 +22,11 @@ log = logging.getLogger("gateway.records")
 
 
 class RequestIds:
-    """Unique request ids without a system call per request: a random per-process prefix
-    (64 bits, so replicas and workers never collide) and a counter."""
+    """Unique ids without a system call per request: a random per-process prefix (64 bits, so
+    replicas and workers never collide) and a counter. Request ids and budget hold ids."""
 
-    def __init__(self) -> None:
-        self._prefix = f"req_{os.urandom(8).hex()}"
+    def __init__(self, kind: str = "req_") -> None:
+        self._prefix = f"{kind}{os.urandom(8).hex()}"
         self._next = itertools.count(1).__next__
 
     def new(self) -> str:

@@ -18,18 +18,21 @@ log = logging.getLogger("gateway")
 
 
 def error_response(request: Request, exc: Exception) -> Response:
+    """``exc`` as an OpenAI-shaped JSON response (Starlette's exception handlers call this)."""
+    return render_error(exc, getattr(request.state, "request_id", None), request.url.path)
+
+
+def render_error(exc: Exception, request_id: str | None, path: str) -> Response:
     """``exc`` as an OpenAI-shaped JSON response; unknown exceptions are logged and become 500."""
     if not isinstance(exc, GatewayError):
         if isinstance(exc, HTTPException):
             exc = _http_exception(exc)
         else:
-            log.error("unhandled error on %s: %s", request.url.path, type(exc).__name__,
-                      exc_info=exc)
+            log.error("unhandled error on %s: %s", path, type(exc).__name__, exc_info=exc)
             exc = GatewayError("The gateway failed to handle this request.")
     headers = dict(exc.headers())
-    rid = getattr(request.state, "request_id", None)
-    if rid:
-        headers["x-request-id"] = rid
+    if request_id:
+        headers["x-request-id"] = request_id
     return Response(exc.body_bytes(), status_code=exc.http_status(),
                     media_type="application/json", headers=headers)
 

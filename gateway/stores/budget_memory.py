@@ -28,6 +28,7 @@ class MemoryState:
         self.counters: dict[str, Counter] = {}
         self.tats: dict[str, int] = {}
         self.holds: dict[tuple[str, str], HoldRecord] = {}
+        self._next_expiry = 2**63  # no hold expires before this (a lower bound): skip the scan
         self.marks: dict[str, int] = {}
         self._mark_heap: list[tuple[int, str]] = []
         self.config: dict[str, dict[str, str]] = {}
@@ -52,12 +53,19 @@ class MemoryState:
 
     def put_hold(self, rec: HoldRecord) -> None:
         self.holds[(rec.team, rec.hold_id)] = rec
+        self._next_expiry = min(self._next_expiry, rec.expires_us)
 
     def drop_hold(self, team: str, hold_id: str) -> None:
         self.holds.pop((team, hold_id), None)
 
     def expired_holds(self, team: str, now_us: int) -> list[HoldRecord]:
-        return [h for (t, _), h in self.holds.items() if t == team and h.expires_us <= now_us]
+        """Called by every reserve: the scan runs only once some hold may have expired."""
+        if now_us < self._next_expiry:
+            return []
+        expired = [h for (t, _), h in self.holds.items() if t == team and h.expires_us <= now_us]
+        self._next_expiry = min((h.expires_us for h in self.holds.values() if h.team != team
+                                 or h.expires_us > now_us), default=2**63)
+        return expired
 
     def mark(self, name: str, expire_at_us: int, now_us: int) -> bool:
         while self._mark_heap and self._mark_heap[0][0] <= now_us:
