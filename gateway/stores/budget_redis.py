@@ -25,9 +25,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
-
 from gateway.stores.budget_base import (
     DONE_MARK_TTL_US,
     SYNC_MARK_TTL_US,
@@ -39,6 +36,7 @@ from gateway.stores.budget_base import (
     StoreError,
     gcra_remaining,
 )
+from gateway.stores.resp import RedisReplyError, RedisUnavailable, RespClient
 
 # Lua turns numbers into strings with %.14g, too few digits for microsecond times; every number
 # that goes back to Redis passes through n().
@@ -204,24 +202,23 @@ class RedisBudgetStore:
     """``BudgetStore`` over Redis (standalone or Cluster-ready key layout)."""
 
     def __init__(self, url: str, *, prefix: str = "gw", timeout_s: float = 0.25) -> None:
-        self._r: aioredis.Redis = aioredis.Redis.from_url(
-            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
-            decode_responses=True, health_check_interval=10)
+        self._r = RespClient(url, timeout_s=timeout_s)
         self._prefix = prefix
-        self._reserve = self._r.register_script(_RESERVE)
-        self._settle = self._r.register_script(_SETTLE)
-        self._usage = self._r.register_script(_USAGE)
-        self._add_spent = self._r.register_script(_ADD_SPENT)
-        self._set_config = self._r.register_script(_SET_CONFIG)
 
     def _k(self, team: str, name: str) -> str:
         return f"{self._prefix}:{{{team}}}:{name}"
 
-    async def _call(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+    async def _cmd(self, *args: str | int) -> Any:
         try:
-            return await script(keys=keys, args=args)
-        except (RedisError, OSError) as exc:
-            raise StoreError(f"redis budget store: {exc!r}") from exc
+            return await self._r.call(*args)
+        except (RedisUnavailable, RedisReplyError) as exc:
+            raise StoreError(f"redis budget store: {exc}") from exc
+
+    async def _call(self, script: str, keys: list[str], args: list[Any]) -> Any:
+        try:
+            return await self._r.evalsha(script, keys, args)
+        except (RedisUnavailable, RedisReplyError) as exc:
+            raise StoreError(f"redis budget store: {exc}") from exc
 
     async def open(self) -> None:
         """Load the scripts now, so the first requests do not each pay a NOSCRIPT round trip.
@@ -230,20 +227,16 @@ class RedisBudgetStore:
         answers, and /readyz reports it.
         """
         try:
-            for script in (self._reserve, self._settle, self._usage, self._add_spent,
-                           self._set_config):
-                script.sha = await self._r.script_load(script.script)
-        except (RedisError, OSError):
+            for script in (_RESERVE, _SETTLE, _USAGE, _ADD_SPENT, _SET_CONFIG):
+                await self._r.call("SCRIPT", "LOAD", script)
+        except (RedisUnavailable, RedisReplyError):
             return
 
     async def close(self) -> None:
-        await self._r.aclose()
+        await self._r.close()
 
     async def ping(self) -> None:
-        try:
-            await self._r.ping()
-        except (RedisError, OSError) as exc:
-            raise StoreError(f"redis budget store: {exc!r}") from exc
+        await self._cmd("PING")
 
     async def reserve(self, req: ReserveRequest) -> ReserveResult:
         return await self._reserve_or_top_up(req, "reserve")
@@ -262,7 +255,7 @@ class RedisBudgetStore:
             args += [b.limit, b.amount, b.expire_at_s]
         for r in req.rates:
             args += [r.limit, r.amount]
-        out = await self._call(self._reserve, keys, args)
+        out = await self._call(_RESERVE, keys, args)
         outcome, index, retry, version = out[0], int(out[1]), int(out[2]), int(out[3])
         if outcome != "ok":
             return ReserveResult(outcome, index=index, retry_after_us=retry, cfg_version=version)
@@ -283,29 +276,24 @@ class RedisBudgetStore:
             args += [b.metric, b.expire_at_s]
         for r in rates:
             args += [r.limit, r.amount]
-        out = await self._call(self._settle, keys, args)
+        out = await self._call(_SETTLE, keys, args)
         return tuple(Counter(int(out[i]), int(out[i + 1])) for i in range(0, len(out), 2))
 
     async def renew(self, team: str, hold_ids: list[str], now_us: int, ttl_us: int) -> None:
         if not hold_ids:
             return
-        mapping = dict.fromkeys(hold_ids, now_us + ttl_us)
-        try:
-            await self._r.zadd(self._k(team, "hexp"), mapping, xx=True)
-        except (RedisError, OSError) as exc:
-            raise StoreError(f"redis budget store: {exc!r}") from exc
+        expiry = now_us + ttl_us
+        pairs = [x for hid in hold_ids for x in (expiry, hid)]
+        await self._cmd("ZADD", self._k(team, "hexp"), "XX", *pairs)
 
     async def usage(self, team: str, keys: list[str], rates: list[RateLine],
                     now_us: int) -> tuple[list[Counter], list[int]]:
         full = [self._k(team, "holds"), self._k(team, "hexp")] + [self._k(team, k) for k in keys]
-        out = await self._call(self._usage, full, [now_us])
+        out = await self._call(_USAGE, full, [now_us])
         counters = [Counter(int(out[i]), int(out[i + 1])) for i in range(0, len(out), 2)]
         remaining = []
         for r in rates:
-            try:
-                raw = await self._r.get(self._k(team, r.key))
-            except (RedisError, OSError) as exc:
-                raise StoreError(f"redis budget store: {exc!r}") from exc
+            raw = await self._cmd("GET", self._k(team, r.key))
             remaining.append(gcra_remaining(int(raw) if raw else None, now_us, r.limit))
         return counters, remaining
 
@@ -315,26 +303,20 @@ class RedisBudgetStore:
         args: list[Any] = [SYNC_MARK_TTL_US // 1000]
         for _, amount, expire_at in entries:
             args += [amount, expire_at]
-        await self._call(self._add_spent, keys, args)
+        await self._call(_ADD_SPENT, keys, args)
 
     async def claim(self, team: str, marker: str, expire_at_s: int) -> bool:
-        try:
-            ok = await self._r.set(self._k(team, f"m:claim:{marker}"), "1", nx=True,
-                                   exat=expire_at_s or None)
-        except (RedisError, OSError) as exc:
-            raise StoreError(f"redis budget store: {exc!r}") from exc
-        return bool(ok)
+        expiry: tuple[str | int, ...] = ("EXAT", expire_at_s) if expire_at_s else ()
+        ok = await self._cmd("SET", self._k(team, f"m:claim:{marker}"), "1", "NX", *expiry)
+        return ok is not None
 
     async def get_config(self, team: str) -> tuple[int, dict[str, str]]:
-        try:
-            got = await self._r.hgetall(self._k(team, "cfg"))
-        except (RedisError, OSError) as exc:
-            raise StoreError(f"redis budget store: {exc!r}") from exc
-        raw = {str(k): str(v) for k, v in got.items()}
+        flat = await self._cmd("HGETALL", self._k(team, "cfg"))
+        raw = {str(flat[i]): str(flat[i + 1]) for i in range(0, len(flat), 2)}
         version = int(raw.pop("__version", "0"))
         return version, raw
 
     async def set_config(self, team: str, scope: str, value: str | None) -> int:
-        out = await self._call(self._set_config, [self._k(team, "cfg")], [scope, value or ""])
+        out = await self._call(_SET_CONFIG, [self._k(team, "cfg")], [scope, value or ""])
         return int(out)
 
