@@ -155,7 +155,7 @@ async def _serve(s: Services, endpoint: Endpoint, c: _Call, auth: str | None, re
             raise
         guard = (StreamGuard(s.guardrails, policy, vault, record, body)
                  if policy is not None and policy.guards_output else None)
-        relay = StreamRelay(s, model, hold, record, estimate, first or b"{}", upstream,
+        relay = StreamRelay(s, model, hold, record, estimate, first or [b"{}"], upstream,
                             client_wants_usage=wants_usage, upstream_started=started,
                             guard=guard)
         c.handed_off = True

@@ -35,7 +35,8 @@ log = logging.getLogger("gateway.relay")
 
 class StreamRelay:
     def __init__(self, services: Services, model: ModelSettings, hold: Hold, record: RequestRecord,
-                 estimate: Estimate, first: bytes, upstream: AsyncGenerator[bytes, None], *,
+                 estimate: Estimate, first: list[bytes],
+                 upstream: AsyncGenerator[list[bytes], None], *,
                  client_wants_usage: bool, upstream_started: float,
                  guard: StreamGuard | None = None) -> None:
         self._s = services
@@ -61,21 +62,18 @@ class StreamRelay:
     # -- frames ---------------------------------------------------------------------------
 
     async def frames(self) -> AsyncIterator[bytes]:
+        """The client's SSE bytes: one piece per batch of upstream events (see ``Provider``)."""
         try:
-            payload: bytes | None = self._first
-            while payload is not None:
-                out = await self._process(payload)
-                if self._truncated:
-                    yield self._final_frame("length")
-                    break
-                if self._guard is not None and self._guard.blocked:
-                    yield self._final_frame("content_filter")
-                    break
-                if out is not None:
+            batch: list[bytes] | None = self._first
+            while batch is not None:
+                out, ended = await self._process_batch(batch)
+                if out:
                     if self._record.ttft_ms is None:
                         self._record.ttft_ms = (time.perf_counter() - self._record.started) * 1e3
                     yield out
-                payload = await anext(self._upstream, None)
+                if ended:
+                    break
+                batch = await anext(self._upstream, None)
             else:
                 if self._guard is not None:
                     tail = await self._guard.finish_all()
@@ -91,6 +89,25 @@ class StreamRelay:
             yield DONE
         finally:
             await self._upstream.aclose()
+
+    async def _process_batch(self, batch: list[bytes]) -> tuple[bytes, bool]:
+        """The frames of these events, each metered (and guarded) before it is added; True
+        when the gateway ends the stream here (budget spent, content blocked)."""
+        frames = []
+        ended = False
+        for payload in batch:
+            out = await self._process(payload)
+            if self._truncated:
+                frames.append(self._final_frame("length"))
+                ended = True
+                break
+            if self._guard is not None and self._guard.blocked:
+                frames.append(self._final_frame("content_filter"))
+                ended = True
+                break
+            if out is not None:
+                frames.append(out)
+        return (frames[0] if len(frames) == 1 else b"".join(frames)), ended
 
     async def _process(self, payload: bytes) -> bytes | None:
         try:

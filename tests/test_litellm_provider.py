@@ -64,7 +64,7 @@ def chat_call(fake: FakeAnthropic, endpoint: Endpoint = "chat", **body: Any) -> 
 
 
 async def collect(provider: LitellmProvider, call: UpstreamCall) -> list[dict[str, Any]]:
-    return [orjson.loads(chunk) async for chunk in provider.stream(call)]
+    return [orjson.loads(chunk) async for batch in provider.stream(call) for chunk in batch]
 
 
 # -- non-streamed ---------------------------------------------------------------------------
@@ -185,7 +185,7 @@ async def test_closing_the_stream_early_closes_the_upstream_connection(
     fake.reply = " ".join(f"word{i}" for i in range(50))
     fake.delta_delay_s = 0.05
     stream = provider.stream(chat_call(fake, stream=True))
-    first = orjson.loads(await anext(stream))
+    first = orjson.loads((await anext(stream))[0])
     assert first["choices"][0]["delta"]["content"] == "word0 "
 
     await stream.aclose()  # what Starlette does when the client goes away
@@ -290,8 +290,8 @@ async def test_connection_dropped_mid_stream_raises_after_the_chunks_already_sen
     received: list[dict[str, Any]] = []
 
     with pytest.raises(UpstreamError) as info:
-        async for chunk in provider.stream(chat_call(fake, stream=True)):
-            received.append(orjson.loads(chunk))
+        async for batch in provider.stream(chat_call(fake, stream=True)):
+            received += [orjson.loads(chunk) for chunk in batch]
 
     assert info.value.http_status() == 502
     text = "".join(ch["delta"].get("content", "") for c in received for ch in c["choices"])

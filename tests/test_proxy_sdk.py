@@ -73,6 +73,24 @@ def test_chat_streamed_sync(gw: RunningGateway, fake: FakeOpenAI) -> None:
     assert rec["ttft_ms"] is not None and rec["finish_reason"] == "stop"
 
 
+@pytest.mark.parametrize("fragment", [1, 7, 64])
+def test_stream_split_anywhere_by_the_network(gw: RunningGateway, fake: FakeOpenAI,
+                                              fragment: int) -> None:
+    """Events reach the gateway cut at any byte and several to a read; each is relayed whole."""
+    fake.fragment_bytes = fragment
+    fake.pieces = ["Über ", "naïve ", "café—", "done."]
+    chunks = list(client(gw).chat.completions.create(
+        model="gpt-test", messages=[{"role": "user", "content": "hi"}], stream=True,
+        stream_options={"include_usage": True}))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == \
+        "Über naïve café—done."
+    assert chunks[-1].usage is not None
+    gw.flush()
+    rec = _last_record(gw)
+    assert rec["status"] == 200 and rec["finish_reason"] == "stop"
+    assert rec["usage_estimated"] is False
+
+
 def test_chat_streamed_with_usage_when_asked(gw: RunningGateway) -> None:
     stream = client(gw).chat.completions.create(
         model="gpt-test", messages=[{"role": "user", "content": "hi"}], stream=True,

@@ -55,8 +55,10 @@ class Provider(Protocol):
     async def complete(self, call: UpstreamCall) -> Completion:
         """Chat, legacy completion or embeddings, answered in one piece."""
 
-    def stream(self, call: UpstreamCall) -> AsyncGenerator[bytes, None]:
-        """Yield each SSE event's JSON payload (bytes, without ``data: ``), in order.
+    def stream(self, call: UpstreamCall) -> AsyncGenerator[list[bytes], None]:
+        """Yield the SSE events' JSON payloads (bytes, without ``data: ``), in order, as lists:
+        the events that arrived together. The relay sends one list to the client in one write
+        (a write per event cost a third of a stream's CPU); one event per list is fine.
 
         The iterator ends at the upstream's ``[DONE]`` (not yielded). Closing it early (the
         client went away) must cancel the upstream request. Errors before the first chunk and

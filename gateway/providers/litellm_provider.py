@@ -139,7 +139,7 @@ class LitellmProvider:
             _restore_null_content(data)
         return Completion(data=data, usage=parse_usage(data.get("usage")), raw=None)
 
-    async def stream(self, call: UpstreamCall) -> AsyncGenerator[bytes, None]:
+    async def stream(self, call: UpstreamCall) -> AsyncGenerator[list[bytes], None]:
         """Yield OpenAI chunk JSON; closing the generator closes the upstream response."""
         fn, kwargs = self._request(call, stream=True)
         guard_s = call.model.timeout_s + _GUARD_SLACK_S
@@ -163,7 +163,7 @@ class LitellmProvider:
                 if _is_placeholder(data):
                     continue
                 received = received or _carries_answer(data)
-                yield orjson.dumps(data)
+                yield [orjson.dumps(data)]
             if not received:
                 # litellm answers a 200 that is not an event stream with a made-up "stop" chunk;
                 # the client must not take that for a (blank) answer, nor the budget for a free one.

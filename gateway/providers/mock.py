@@ -101,7 +101,7 @@ class MockProvider:
         }
         return Completion(data, Usage(pt, 0), None)
 
-    async def stream(self, call: UpstreamCall) -> AsyncGenerator[bytes, None]:
+    async def stream(self, call: UpstreamCall) -> AsyncGenerator[list[bytes], None]:
         reply = _reply_text(call)
         usage = self._usage(call, reply)
         model = call.body.get("model", call.model.upstream_model)
@@ -123,17 +123,17 @@ class MockProvider:
                                  "choices": [choice]})
 
         if chat:
-            yield chunk(None, None, first=True)
+            yield [chunk(None, None, first=True)]
         words = reply.split(" ")
         for i, w in enumerate(words):
-            yield chunk(w if i == 0 else " " + w, None)
+            yield [chunk(w if i == 0 else " " + w, None)]
             await asyncio.sleep(0)
-        yield chunk(None, "stop")
+        yield [chunk(None, "stop")]
         opts = call.body.get("stream_options")
         if isinstance(opts, dict) and opts.get("include_usage"):
-            yield orjson.dumps({"id": cid, "object": "chat.completion.chunk" if chat
-                                else "text_completion", "created": created, "model": model,
-                                "choices": [], "usage": {
-                                    "prompt_tokens": usage.prompt_tokens,
-                                    "completion_tokens": usage.completion_tokens,
-                                    "total_tokens": usage.total_tokens}})
+            yield [orjson.dumps({"id": cid, "object": "chat.completion.chunk" if chat
+                                 else "text_completion", "created": created, "model": model,
+                                 "choices": [], "usage": {
+                                     "prompt_tokens": usage.prompt_tokens,
+                                     "completion_tokens": usage.completion_tokens,
+                                     "total_tokens": usage.total_tokens}})]

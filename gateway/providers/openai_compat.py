@@ -20,6 +20,7 @@ from gateway.providers.base import Completion, UpstreamCall, parse_usage
 DEFAULT_API_BASE = "https://api.openai.com/v1"
 _PATHS = {"chat": "/chat/completions", "completions": "/completions",
           "embeddings": "/embeddings"}
+MAX_EVENT_BYTES = 8 * 2**20  # one SSE line; a larger one is an upstream fault, not a chunk
 _PASSED_HEADERS = ("retry-after", "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests",
                    "x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens")
 
@@ -75,7 +76,7 @@ class OpenAICompatProvider:
             raise UpstreamError("The upstream returned JSON that is not an object.")
         return Completion(body, parse_usage(body.get("usage")), raw)
 
-    async def stream(self, call: UpstreamCall) -> AsyncGenerator[bytes, None]:
+    async def stream(self, call: UpstreamCall) -> AsyncGenerator[list[bytes], None]:
         url, data, headers = self._request(call)
         headers["accept"] = "text/event-stream"
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=call.model.timeout_s,
@@ -92,15 +93,13 @@ class OpenAICompatProvider:
         try:
             if resp.status >= 400:
                 raise _http_error(resp.status, await resp.read(), resp.headers)
-            async for line in resp.content:
-                if not line.startswith(b"data:"):
-                    continue
-                payload = line[5:].strip()
-                if payload == b"[DONE]":
+            async for events in _events(resp.content):
+                if events and events[-1] == b"[DONE]":
                     finished = True
+                    if len(events) > 1:
+                        yield events[:-1]
                     return
-                if payload:
-                    yield payload
+                yield events
             raise UpstreamError("The upstream closed the stream before it was complete.")
         except TimeoutError:
             raise UpstreamTimeout("The upstream stopped sending within "
@@ -115,6 +114,29 @@ class OpenAICompatProvider:
                 resp.release()
             else:
                 resp.close()
+
+
+async def _events(content: aiohttp.StreamReader) -> AsyncGenerator[list[bytes], None]:
+    """The ``data:`` payloads of an SSE body, as lists of the events each network read brought
+    (a list ends early at ``[DONE]``, which it includes). Other SSE fields are ignored."""
+    tail = b""
+    async for data in content.iter_any():
+        lines = (tail + data).split(b"\n") if tail else data.split(b"\n")
+        tail = lines.pop()
+        if len(tail) > MAX_EVENT_BYTES:
+            raise UpstreamError("The upstream sent an event larger than "
+                                f"{MAX_EVENT_BYTES} bytes.")
+        events = []
+        for line in lines:
+            if line.startswith(b"data:"):
+                payload = line[5:].strip()
+                if payload == b"[DONE]":
+                    events.append(payload)
+                    break
+                if payload:
+                    events.append(payload)
+        if events:
+            yield events
 
 
 def _http_error(status: int, raw: bytes, headers: Any) -> UpstreamError:

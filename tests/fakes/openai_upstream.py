@@ -34,6 +34,8 @@ class FakeOpenAI:
     #: When set, the answer is one tool call with these arguments (streamed in 5-char pieces).
     tool_args: str | None = None
     chunk_delay_s: float = 0.0
+    #: Write stream bytes in pieces of this size, each its own network write (0: whole events).
+    fragment_bytes: int = 0
     prompt_tokens: int = 11
     requests: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
@@ -108,6 +110,16 @@ def _app(fake: FakeOpenAI) -> web.Application:
                       ) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
         await resp.prepare(request)
+        whole_write = resp.write
+
+        async def write(data: bytes) -> None:
+            step = fake.fragment_bytes
+            if not step:
+                await whole_write(data)
+                return
+            for start in range(0, len(data), step):
+                await whole_write(data[start:start + step])
+                await asyncio.sleep(0.0005)  # so the pieces arrive as separate reads
 
         def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
             return b"data: " + orjson.dumps({
@@ -116,7 +128,7 @@ def _app(fake: FakeOpenAI) -> web.Application:
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}) + b"\n\n"
 
         try:
-            await resp.write(chunk({"role": "assistant", "content": ""}))
+            await write(chunk({"role": "assistant", "content": ""}))
             pieces = fake.pieces if fake.pieces is not None else _pieces(fake.reply, fake.chunks)
             for i, piece in enumerate(pieces):
                 if fake.mode == "drop_mid_stream" and i == 1:
@@ -124,20 +136,20 @@ def _app(fake: FakeOpenAI) -> web.Application:
                     request.transport.close()
                     return resp
                 if fake.mode == "error_event" and i == 1:
-                    await resp.write(b'data: {"error": {"message": "overloaded"}}\n\n')
+                    await write(b'data: {"error": {"message": "overloaded"}}\n\n')
                     return resp
                 if fake.chunk_delay_s:
                     await asyncio.sleep(fake.chunk_delay_s)
-                await resp.write(chunk({"content": piece}))
+                await write(chunk({"content": piece}))
                 fake.served_completion_tokens += len(piece.split())
-            await resp.write(chunk({}, "stop"))
+            await write(chunk({}, "stop"))
             opts = body.get("stream_options") or {}
             if opts.get("include_usage") and fake.mode != "no_usage":
-                await resp.write(b"data: " + orjson.dumps({
+                await write(b"data: " + orjson.dumps({
                     "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1,
                     "model": body["model"], "choices": [], "usage": _usage(fake, words)})
                     + b"\n\n")
-            await resp.write(b"data: [DONE]\n\n")
+            await write(b"data: [DONE]\n\n")
             fake.completed_streams += 1
         except (ConnectionResetError, asyncio.CancelledError):
             fake.disconnects += 1
