@@ -38,6 +38,15 @@ class Load:
     body: dict[str, Any]
     concurrency: int
     tool: str  # "wrk" | "sse"
+    #: Mean pause (exponential) of each connection before each request; 0 = closed loop, as fast
+    #: as the system answers. With a pause the offered rate is fixed (about concurrency /
+    #: think time) and below every fast system's capacity, so latency shows what a system adds
+    #: to a request rather than how long requests queue for a saturated CPU.
+    think_ms: float = 0.0
+
+    @property
+    def offered_rps(self) -> float | None:
+        return 1000 * self.concurrency / self.think_ms if self.think_ms else None
 
 
 def _chat(stream: bool = False) -> dict[str, Any]:
@@ -58,6 +67,9 @@ LOADS: dict[str, Load] = {load.name: load for load in (
     Load("stream-c1", "/chat/completions", _chat(stream=True), 1, "sse"),
     Load("stream-c16", "/chat/completions", _chat(stream=True), 16, "sse"),
     Load("embed-c16", "/embeddings", {"model": "bench-embed", "input": PROMPT}, 16, "wrk"),
+    # Latency under concurrency without saturation: ~500 requests/s and ~200 streams/s offered.
+    Load("chat-c64-paced", "/chat/completions", _chat(), 64, "wrk", think_ms=128.0),
+    Load("stream-c16-paced", "/chat/completions", _chat(stream=True), 16, "sse", think_ms=80.0),
 )}
 
 
@@ -95,15 +107,16 @@ def _command(system: System, load: Load, duration: float, files: tuple[Path, Pat
     if load.tool == "sse":
         return [PYTHON, str(BENCH / "sse_load.py"), "--url", url, "--body-file", str(files[0]),
                 "--headers-file", str(files[1]), "--concurrency", str(load.concurrency),
-                "--duration", str(duration)]
+                "--duration", str(duration), "--think-ms", str(load.think_ms)]
     return ["wrk", "-t1", f"-c{load.concurrency}", f"-d{max(1, round(duration))}s",
             "--timeout", "10s", "--latency", "-s", str(BENCH / "wrk" / "post.lua"), url]
 
 
 def _run_tool(cmd: list[str], files: tuple[Path, Path], duration: float,
-              sample: System) -> tuple[dict[str, Any], list[float]]:
+              sample: System, think_ms: float = 0.0) -> tuple[dict[str, Any], list[float]]:
     """Run one load tool to completion; sample the system's RSS every 0.5 s while it runs."""
-    env = {**os.environ, "BENCH_BODY_FILE": str(files[0]), "BENCH_HEADERS_FILE": str(files[1])}
+    env = {**os.environ, "BENCH_BODY_FILE": str(files[0]), "BENCH_HEADERS_FILE": str(files[1]),
+           "BENCH_THINK_MS": str(think_ms)}
     rss: list[float] = []
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) as proc:
         deadline = time.monotonic() + duration + 30
@@ -144,13 +157,14 @@ def measure(system: System, load: Load, *, duration: float, warmup: float, workd
         return {"skipped": problem}
     files = _files(workdir, system, load)
     if warmup > 0:
-        _run_tool(_command(system, load, warmup, files), files, warmup, system)
+        _run_tool(_command(system, load, warmup, files), files, warmup, system, load.think_ms)
     assert system.pid and upstream.pid
     before = procstat.Snapshot.take(system.pid)
     up_before = procstat.Snapshot.take(upstream.pid)
     machine0, tool0, t0 = (procstat.machine_busy_seconds(), procstat.children_cpu_seconds(),
                            time.monotonic())
-    raw, rss = _run_tool(_command(system, load, duration, files), files, duration, system)
+    raw, rss = _run_tool(_command(system, load, duration, files), files, duration, system,
+                         load.think_ms)
     wall = time.monotonic() - t0
     machine = procstat.machine_busy_seconds() - machine0
     tool = procstat.children_cpu_seconds() - tool0

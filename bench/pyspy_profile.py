@@ -88,8 +88,8 @@ def main(argv: list[str]) -> int:
             # Warm up first so imports and connection set-up are not in the profile.
             loads.measure(target, load, duration=2, warmup=0, workdir=workdir, upstream=upstream)
             cmd = [spy, "record", "--pid", str(target.pid), "--subprocesses", "--function",
-                   "--rate", str(a.rate), "--duration", str(int(a.duration)), *(["--gil"] if a.gil else []),
-                   "--format",
+                   "--rate", str(a.rate), "--duration", str(int(a.duration)),
+                   *(["--gil"] if a.gil else []), "--format",
                    "flamegraph" if a.svg else "raw", "--output", str(dest)]
             spy_proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             fig: dict[str, object] = {}

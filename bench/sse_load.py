@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import random
 import sys
 import time
 from dataclasses import dataclass
@@ -76,8 +77,8 @@ async def one(session: aiohttp.ClientSession, job: Job, stats: Stats) -> None:
         stats.errors += 1
 
 
-async def run(job: Job, concurrency: int, duration: float, max_requests: int
-              ) -> dict[str, object]:
+async def run(job: Job, concurrency: int, duration: float, max_requests: int,
+              think_ms: float = 0.0) -> dict[str, object]:
     stats = Stats()
     deadline = time.perf_counter() + duration
     budget = [max_requests]
@@ -85,6 +86,10 @@ async def run(job: Job, concurrency: int, duration: float, max_requests: int
     async def worker(session: aiohttp.ClientSession) -> None:
         while time.perf_counter() < deadline and budget[0] > 0:
             budget[0] -= 1
+            if think_ms > 0:  # a fixed offered rate: see loads.Load.think_ms
+                await asyncio.sleep(random.expovariate(1000 / think_ms))
+                if time.perf_counter() >= deadline:
+                    break
             await one(session, job, stats)
 
     connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
@@ -110,6 +115,8 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--duration", type=float, default=5.0)
     ap.add_argument("--max-requests", type=int, default=200_000)
+    ap.add_argument("--think-ms", type=float, default=0.0,
+                    help="mean pause before each request (exponential); 0 = closed loop")
     a = ap.parse_args()
     if not (urlsplit(a.url).hostname or "").startswith("127."):
         sys.exit("sse_load sends traffic to 127.0.0.0/8 only")
@@ -121,7 +128,7 @@ def main() -> None:
                 headers[name.strip()] = value.strip()
     body = Path(a.body_file).read_bytes()
     job = Job(a.url, body, headers, bool(orjson.loads(body).get("stream")))
-    coro = run(job, a.concurrency, a.duration, a.max_requests)
+    coro = run(job, a.concurrency, a.duration, a.max_requests, a.think_ms)
     try:
         import uvloop
         result = uvloop.run(coro)

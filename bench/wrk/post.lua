@@ -22,6 +22,16 @@ if headers_file then
   end
 end
 
+-- BENCH_THINK_MS > 0: each connection waits a random time (exponential, that mean) before each
+-- request, so the load is a fixed offered rate instead of "as fast as the server answers".
+local think_ms = tonumber(os.getenv("BENCH_THINK_MS") or "0")
+if think_ms > 0 then
+  math.randomseed(os.time() + math.floor(os.clock() * 1e6))
+  function delay()
+    return math.floor(-think_ms * math.log(1 - math.random()))
+  end
+end
+
 -- No response() hook: defining one makes wrk parse every body. Statuses >= 400 are
 -- counted by wrk itself in summary.errors.status.
 function done(summary, latency, requests)
