@@ -237,6 +237,8 @@ class Budgets:
         self._config: dict[str, TeamConfig] = {}
         self._live: weakref.WeakValueDictionary[str, Hold] = weakref.WeakValueDictionary()
         self._hold_ids = RequestIds("h")
+        self._plans: dict[tuple[str, str, int, int], tuple[
+            list[BudgetLine], list[LineInfo], list[RateLine]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._pending: list[SettleRequest] = []
         self._last_used: dict[tuple[str, str], int] = {}
@@ -367,7 +369,7 @@ class Budgets:
         for _ in range(4):
             cfg = await self._team_config(team.name)
             now = self._clock()
-            budgets, infos, rates = lines_for(scopes_for(team, principal, cfg), estimate, now)
+            budgets, infos, rates = self._lines(team, principal, cfg, estimate, now)
             hold = Hold(self, self._store, team.name, self._hold_ids.new(), budgets, infos,
                         rates, estimate)
             req = ReserveRequest(team.name, hold.hold_id, int(now * MICROS), self._ttl_us,
@@ -384,6 +386,27 @@ class Budgets:
             self._live[hold.hold_id] = hold
             return hold
         raise StoreUnavailable("The budget configuration kept changing; try again.")
+
+    def _lines(self, team: TeamSettings, principal: Principal, cfg: TeamConfig,
+               estimate: Estimate, now: float
+               ) -> tuple[list[BudgetLine], list[LineInfo], list[RateLine]]:
+        """``lines_for(scopes_for(...))``, memoized: for one key, config version and UTC day
+        (every period rolls at a UTC midnight) only the amounts change, and a hold takes its
+        budget amounts from the estimate anyway (``Hold.lines``); the token rate line is the
+        only one priced here."""
+        memo_key = (team.name, principal.key_id, cfg.version, int(now // 86_400))
+        plan = self._plans.get(memo_key)
+        if plan is None:
+            if len(self._plans) > 10_000:
+                self._plans.clear()
+            plan = self._plans[memo_key] = lines_for(scopes_for(team, principal, cfg),
+                                                     Estimate(0, 0, 0), now)
+        budgets, infos, rates = plan
+        if rates:
+            rates = [r if r.metric != "tok" else
+                     RateLine(r.key, r.metric, r.limit, min(estimate.tokens, r.limit))
+                     for r in rates]
+        return budgets, infos, rates
 
     def _refuse_unless_ok(self, result: ReserveResult, team: TeamSettings,
                           budgets: list[BudgetLine], infos: list[LineInfo],
