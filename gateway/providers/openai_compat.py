@@ -16,10 +16,13 @@ import orjson
 
 from gateway.errors import UpstreamError, UpstreamHTTPError, UpstreamTimeout
 from gateway.providers.base import Completion, UpstreamCall, parse_usage
+from gateway.providers.deadlines import DeadlineExceeded, Deadlines
 
 DEFAULT_API_BASE = "https://api.openai.com/v1"
 _PATHS = {"chat": "/chat/completions", "completions": "/completions",
           "embeddings": "/embeddings"}
+#: aiohttp's own timeouts off (its default is 5 minutes total): ``Deadlines`` bounds the call.
+_NO_TIMER = aiohttp.ClientTimeout(total=None, connect=None, sock_read=None, sock_connect=None)
 MAX_EVENT_BYTES = 8 * 2**20  # one SSE line; a larger one is an upstream fault, not a chunk
 _PASSED_HEADERS = ("retry-after", "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests",
                    "x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens")
@@ -28,6 +31,7 @@ _PASSED_HEADERS = ("retry-after", "x-ratelimit-limit-requests", "x-ratelimit-rem
 class OpenAICompatProvider:
     def __init__(self) -> None:
         self._session: aiohttp.ClientSession | None = None
+        self._deadlines = Deadlines()
 
     def _client(self) -> aiohttp.ClientSession:
         # Built lazily inside the running loop (one per worker process).
@@ -41,6 +45,7 @@ class OpenAICompatProvider:
         return self._session
 
     async def close(self) -> None:
+        await self._deadlines.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -55,14 +60,14 @@ class OpenAICompatProvider:
 
     async def complete(self, call: UpstreamCall) -> Completion:
         url, data, headers = self._request(call)
-        timeout = aiohttp.ClientTimeout(total=call.model.timeout_s)
         try:
-            async with self._client().post(url, data=data, headers=headers,
-                                           timeout=timeout) as resp:
-                raw = await resp.read()
-                if resp.status >= 400:
-                    raise _http_error(resp.status, raw, resp.headers)
-        except TimeoutError:
+            with self._deadlines.watch(call.model.timeout_s):  # no timer per request
+                async with self._client().post(url, data=data, headers=headers,
+                                               timeout=_NO_TIMER) as resp:
+                    raw = await resp.read()
+                    if resp.status >= 400:
+                        raise _http_error(resp.status, raw, resp.headers)
+        except (DeadlineExceeded, TimeoutError):
             raise UpstreamTimeout(f"The upstream did not answer within {call.model.timeout_s}s."
                                   ) from None
         except aiohttp.ClientError as exc:
