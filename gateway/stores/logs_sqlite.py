@@ -12,6 +12,7 @@ URLs: ``sqlite:///relative/path``, ``sqlite:////absolute/path``, ``sqlite://:mem
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -29,6 +30,17 @@ from gateway.stores.logs import Page, RequestQuery, SpendQuery, SpendRow, Stored
 T = TypeVar("T")
 
 MEMORY = ":memory:"
+# SQLite allows 32,766 bound parameters per statement since 3.32 (999 before).
+_ROWS_PER_INSERT = (32_766 if sqlite3.sqlite_version_info >= (3, 32) else 999) \
+    // len(sql.REQUEST_COLUMNS)
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_rows(n: int) -> str:
+    """``INSERT ... VALUES (?, ...), (?, ...) ...`` for ``n`` request rows."""
+    row = "(" + ", ".join("?" for _ in sql.REQUEST_COLUMNS) + ")"
+    return (f"INSERT INTO requests ({', '.join(sql.REQUEST_COLUMNS)}) VALUES "
+            + ", ".join([row] * n) + " ON CONFLICT (request_id) DO NOTHING")
 
 
 def sqlite_path(url: str) -> str:
@@ -148,12 +160,19 @@ class SqliteLogStore:
         of a stored request_id are ignored."""
         if not records:
             return
-        params = [sql.record_params(r) for r in records]
+        params = [value for r in records for value in sql.record_params(r)]
         flagged = fsql.flag_rows(records)
 
         def insert(conn: sqlite3.Connection) -> None:
             with _transaction(conn):
-                conn.executemany(sql.INSERT_REQUEST, params)
+                # One multi-row INSERT per chunk, not executemany: sqlite3 lets go of the GIL
+                # around every statement step, and a step per row made the writer thread and
+                # the event loop trade the GIL hundreds of times a batch (bench/OPTIMISATIONS.md).
+                per_row = len(sql.REQUEST_COLUMNS)
+                step = _ROWS_PER_INSERT * per_row
+                for start in range(0, len(params), step):
+                    chunk = params[start:start + step]
+                    conn.execute(_insert_rows(len(chunk) // per_row), chunk)
                 if flagged.flags:
                     conn.executemany(fsql.INSERT_FLAG, flagged.flags)
                     conn.executemany(fsql.INSERT_FLAG_RULE, flagged.rules)
