@@ -86,6 +86,27 @@ class Pricing:
         return math.ceil(usage.prompt_tokens * p.input_per_mtok
                          + usage.completion_tokens * p.output_per_mtok - 1e-9)
 
+    def affordable_output(self, model: ModelSettings, prompt_tokens: int,
+                          amount_micros: int) -> int:
+        """The most completion tokens whose ``cost`` with this prompt stays within
+        ``amount_micros`` (-1 if not even none does; 2**62 for "any"). A stream meters against
+        this instead of pricing every chunk; it is recomputed only when its hold grows."""
+        def fits(t: int) -> bool:
+            return self.cost(model, Usage(prompt_tokens, t)) <= amount_micros
+
+        if not fits(0):
+            return -1
+        hi = 1
+        while fits(hi):  # cost only grows with t: bracket the boundary, then bisect it
+            if hi >= 2**62:
+                return 2**62
+            hi *= 2
+        lo = hi // 2  # fits(lo), not fits(hi)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+        return lo
+
     def output_cost(self, model: ModelSettings, completion_tokens: int) -> int:
         return math.ceil(completion_tokens * self._prices[model.name].output_per_mtok - 1e-9)
 

@@ -52,6 +52,7 @@ class StreamRelay:
         self._counted_tokens = 0  # exact count of text already metered
         self._pending: list[str] = []  # text received but not yet counted exactly
         self._pending_bytes = 0
+        self._affordable = (-1, 0)  # (hold amount, completion tokens that amount covers)
         self._last: dict[str, Any] = {}
         self._completed = False
         self._finished = False
@@ -66,11 +67,13 @@ class StreamRelay:
         try:
             batch: list[bytes] | None = self._first
             while batch is not None:
-                out, ended = await self._process_batch(batch)
+                out, ended, failure = await self._process_batch(batch)
                 if out:
                     if self._record.ttft_ms is None:
                         self._record.ttft_ms = (time.perf_counter() - self._record.started) * 1e3
                     yield out
+                if failure is not None:
+                    raise failure  # after the events before it were sent
                 if ended:
                     break
                 batch = await anext(self._upstream, None)
@@ -90,13 +93,20 @@ class StreamRelay:
         finally:
             await self._upstream.aclose()
 
-    async def _process_batch(self, batch: list[bytes]) -> tuple[bytes, bool]:
+    async def _process_batch(self, batch: list[bytes]
+                             ) -> tuple[bytes, bool, GatewayError | None]:
         """The frames of these events, each metered (and guarded) before it is added; True
-        when the gateway ends the stream here (budget spent, content blocked)."""
+        when the gateway ends the stream here (budget spent, content blocked); the error of a
+        bad event, which ends the batch (the events before it still go out)."""
         frames = []
         ended = False
+        failure: GatewayError | None = None
         for payload in batch:
-            out = await self._process(payload)
+            try:
+                out = await self._process(payload)
+            except GatewayError as exc:
+                failure = exc
+                break
             if self._truncated:
                 frames.append(self._final_frame("length"))
                 ended = True
@@ -107,7 +117,7 @@ class StreamRelay:
                 break
             if out is not None:
                 frames.append(out)
-        return (frames[0] if len(frames) == 1 else b"".join(frames)), ended
+        return (frames[0] if len(frames) == 1 else b"".join(frames)), ended, failure
 
     async def _process(self, payload: bytes) -> bytes | None:
         try:
@@ -226,7 +236,10 @@ class StreamRelay:
         hold = self._hold
         prompt = self._estimate.prompt_tokens
         bound = self._counted_tokens + self._pending_bytes
-        if (self._cost(bound) <= hold.amount and prompt + bound <= hold.tokens
+        if self._affordable[0] != hold.amount:  # the hold grew: what it covers, priced once
+            self._affordable = (hold.amount, self._s.pricing.affordable_output(
+                self._model, prompt, hold.amount))
+        if (bound <= self._affordable[1] and prompt + bound <= hold.tokens
                 and self._pending_bytes < 4096):
             return True
         self._count_pending()
