@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.auth import Principal, bearer_key
 from gateway.bodies import VALIDATORS, read_json
@@ -30,8 +29,6 @@ from gateway.services import Services
 from gateway.settings import ModelSettings
 from gateway.streaming import SSEResponse
 from gateway.tokens import count_text
-
-JSON = "application/json"
 
 
 def request_id_of(header: str | None, ids: RequestIds) -> str:
@@ -103,6 +100,7 @@ async def serve(s: Services, endpoint: Endpoint, scope: Scope, receive: Receive,
     auth, rid_header, length = _headers(scope)
     rid = request_id_of(rid_header, s.request_ids)
     c = _Call(RequestRecord(rid, time.time(), endpoint))
+    response: ASGIApp
     try:
         try:
             response = await _serve(s, endpoint, c, auth, receive, length)
@@ -125,7 +123,7 @@ async def serve(s: Services, endpoint: Endpoint, scope: Scope, receive: Receive,
 
 
 async def _serve(s: Services, endpoint: Endpoint, c: _Call, auth: str | None, receive: Receive,
-                 length: str | None) -> Response | SSEResponse:
+                 length: str | None) -> JsonAnswer | SSEResponse:
     record = c.record
     principal = await s.auth.authenticate(bearer_key(auth))
     record.team, record.key_id = principal.team_name, principal.key_id
@@ -182,7 +180,24 @@ def _price(s: Services, model: ModelSettings, c: _Call, estimated_prompt: int,
     record.prompt_tokens, record.completion_tokens = usage.prompt_tokens, usage.completion_tokens
 
 
-def _answer(c: _Call, result: Completion) -> Response:
+class JsonAnswer:
+    """A 200 JSON answer as two ASGI messages (Starlette's ``Response`` re-derives its headers
+    per instance; on the hot path these are built once, as bytes)."""
+
+    _FIXED = [(b"content-type", b"application/json")]
+
+    def __init__(self, body: bytes, headers: dict[str, str]) -> None:
+        self.body = body
+        self.headers = headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw = [*self._FIXED, (b"content-length", str(len(self.body)).encode())]
+        raw += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in self.headers.items()]
+        await send({"type": "http.response.start", "status": 200, "headers": raw})
+        await send({"type": "http.response.body", "body": self.body})
+
+
+def _answer(c: _Call, result: Completion) -> JsonAnswer:
     """The served answer; its budget headers are the reservation's figures with the estimate
     replaced by the actual cost (the store's own settle lands just after the answer is sent)."""
     hold, record = c.hold, c.record
@@ -195,7 +210,7 @@ def _answer(c: _Call, result: Completion) -> Response:
     headers = {"x-request-id": record.request_id,
                "x-gateway-cost-usd": f"{c.cost_micros / 1e6:.6f}", **hold.headers()}
     body = result.raw if result.raw is not None else orjson.dumps(result.data)
-    return Response(body, media_type=JSON, headers=headers)
+    return JsonAnswer(body, headers)
 
 
 def _count_output(data: dict[str, Any], model: ModelSettings) -> int:
