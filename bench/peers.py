@@ -51,20 +51,31 @@ def install_litellm() -> str:
     return "" if code == 0 else f"litellm install failed: {out[-300:]}"
 
 
+HONO_NODE_SERVER = "1.14.1"
+
+
 def install_portkey() -> str:
-    """npm-install @portkey-ai/gateway under bench/.venv-portkey; returns "" or the failure."""
-    if PORTKEY_ENTRY.exists():
+    """npm-install @portkey-ai/gateway under bench/.venv-portkey; returns "" or the failure.
+
+    @hono/node-server is pinned to 1.14.1: from 1.14.2 its light-weight global ``Response``
+    keeps ``new Response(body, upstreamResponse)``'s headers as the upstream fetch() response's
+    own (immutable) headers object, and Portkey then appends its x-portkey-* headers to it
+    (``ResponseService.updateHeaders``): streamed chat and embeddings fail with "TypeError:
+    immutable", HTTP 500 "Something went wrong" (Portkey-AI/gateway#1389, #1550). 1.14.1 copies
+    the headers. An install with another version is replaced.
+    """
+    installed = PORTKEY_DIR / "node_modules" / "@hono" / "node-server" / "package.json"
+    if PORTKEY_ENTRY.exists() and installed.exists() and \
+            json.loads(installed.read_text()).get("version") == HONO_NODE_SERVER:
         return ""
     if shutil.which("npm") is None:
         return "npm not found (Node 20 needed for the Portkey peer)"
     print("installing @portkey-ai/gateway into bench/.venv-portkey ...", flush=True)
     PORTKEY_DIR.mkdir(parents=True, exist_ok=True)
-    # @hono/node-server newer than 1.14.2 breaks Portkey's responses with "TypeError: immutable"
-    # (Portkey-AI/gateway#1389), so pin it the way that issue recommends.
     (PORTKEY_DIR / "package.json").write_text(json.dumps({
         "private": True,
-        "dependencies": {"@portkey-ai/gateway": "^1.15.2", "@hono/node-server": "1.14.2"},
-        "overrides": {"@hono/node-server": "1.14.2"},
+        "dependencies": {"@portkey-ai/gateway": "^1.15.2", "@hono/node-server": HONO_NODE_SERVER},
+        "overrides": {"@hono/node-server": HONO_NODE_SERVER},
     }, indent=1))
     code, out = _run(["npm", "install", "--prefix", str(PORTKEY_DIR), "--no-audit", "--no-fund"],
                      600)
