@@ -64,8 +64,10 @@ class StreamRelay:
 
     async def frames(self) -> AsyncIterator[bytes]:
         """The client's SSE bytes: one piece per batch of upstream events (see ``Provider``)."""
+        # The first event goes out on its own (time to first byte), the rest of its batch next.
+        queue = [self._first[:1], self._first[1:]] if len(self._first) > 1 else [self._first]
         try:
-            batch: list[bytes] | None = self._first
+            batch: list[bytes] | None = queue.pop(0)
             while batch is not None:
                 out, ended, failure = await self._process_batch(batch)
                 if out:
@@ -76,7 +78,7 @@ class StreamRelay:
                     raise failure  # after the events before it were sent
                 if ended:
                     break
-                batch = await anext(self._upstream, None)
+                batch = queue.pop(0) if queue else await anext(self._upstream, None)
             else:
                 if self._guard is not None:
                     tail = await self._guard.finish_all()
