@@ -86,7 +86,7 @@ class GatewayApp(Starlette):
         await super().__call__(scope, receive, send)
 
 
-def _api_routes(s: Services) -> list[Route]:
+def _api_routes(s: Services, fast: dict[str, _ApiEndpoint]) -> list[Route]:
     async def models(request: Request) -> Response:
         p = await s.auth.authenticate(bearer_key(request.headers.get("authorization")),
                                       roles=("client", "admin", "reviewer"))
@@ -95,8 +95,7 @@ def _api_routes(s: Services) -> list[Route]:
                 for m in s.settings.models if allowed is None or m.name in allowed]
         return json_response({"object": "list", "data": data})
 
-    api = [Route(path, _ApiEndpoint(s, endpoint), methods=["POST"])
-           for path, endpoint in API_PATHS.items()]
+    api = [Route(path, target, methods=["POST"]) for path, target in fast.items()]
     return api + [Route(f"{prefix}/models", models, methods=["GET"]) for prefix in ("/v1", "")]
 
 
@@ -142,11 +141,13 @@ def create_app(settings: Settings) -> GatewayApp:
 
     handlers: dict[Any, Any] = {GatewayError: _gateway_error, HTTPException: _gateway_error,
                                 Exception: _gateway_error}
-    routes = [*_api_routes(services), *_ops_routes(services),
+    # One endpoint per path, shared by the fast path (POST) and the router (405 otherwise).
+    fast = {path: _ApiEndpoint(services, endpoint) for path, endpoint in API_PATHS.items()}
+    routes = [*_api_routes(services, fast), *_ops_routes(services),
               *review_routes(services), *ui_routes(services), *ops_routes(services)]
     app = GatewayApp(routes=routes, lifespan=lifespan, exception_handlers=handlers,
                      middleware=[Middleware(InFlight, ops=services.ops)])
-    app.fast = {path: _ApiEndpoint(services, endpoint) for path, endpoint in API_PATHS.items()}
+    app.fast = fast
     app.ops = services.ops
     app.state.services = services
     return app
