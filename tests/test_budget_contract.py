@@ -27,7 +27,9 @@ from gateway.errors import BudgetExceeded, InvalidRequest, RateLimited, StoreUna
 from gateway.settings import Settings, TeamSettings, parse_settings
 from gateway.stores.budget_memory import MemoryBudgetStore
 
-T0 = datetime(2026, 11, 15, tzinfo=UTC).timestamp()  # a Sunday in the middle of a month
+T0 = datetime(2037, 11, 15, tzinfo=UTC).timestamp()  # a Sunday mid-month, in the future: Redis
+# expires a finished period's counters at a real date (a week after it ends), so a past T0 would
+# find them gone
 
 
 class Clock:
@@ -183,7 +185,7 @@ async def test_reserve_settle_release(backend: Backend) -> None:
     await hold.release()
     st = await b.status("t")
     assert (st["reserved_usd"], st["spent_usd"], st["remaining_usd"]) == (0.0, 0.12, 0.88)
-    assert st["period"] == "month" and st["period_start"].startswith("2026-11-01")
+    assert st["period"] == "month" and st["period_start"].startswith("2037-11-01")
     assert hold.headers()["x-gateway-budget-remaining-usd"] == "0.880000"
     h2 = await b.reserve(p, est(0.88))
     await h2.release()
@@ -219,7 +221,7 @@ async def test_concurrent_reserves_never_exceed(backend: Backend) -> None:
 
 async def test_period_rollover_needs_no_reset(backend: Backend) -> None:
     s = backend.settings([team(budget={"usd": 1.0, "period": "day"})])
-    clock = Clock(T0 + 86400 - 1)  # the last second of 2026-11-15
+    clock = Clock(T0 + 86400 - 1)  # the last second of 2037-11-15
     b = await backend.budgets(s, clock)
     p = principal(s)
     h = await b.reserve(p, est(1.0))
@@ -228,7 +230,7 @@ async def test_period_rollover_needs_no_reset(backend: Backend) -> None:
         await b.reserve(p, est(0.01))
     clock.t += 1
     st = await b.status("t")
-    assert st["period_start"].startswith("2026-11-16") and st["spent_usd"] == 0.0
+    assert st["period_start"].startswith("2037-11-16") and st["spent_usd"] == 0.0
     h = await b.reserve(p, est(1.0))
     await h.release()
     clock.t -= 1  # the old day's counter is still there, untouched
@@ -243,7 +245,7 @@ async def test_week_and_total_periods(backend: Backend) -> None:
     for name in ("w", "a"):
         h = await b.reserve(principal(s, name), est(0.6))
         await h.settle(usd_to_micros(0.6))
-    assert (await b.status("w"))["period_start"].startswith("2026-11-09")  # Monday
+    assert (await b.status("w"))["period_start"].startswith("2037-11-09")  # Monday
     clock.t += 86400  # Monday 16th: a new week, but no new total
     assert (await b.status("w"))["spent_usd"] == 0.0
     assert (await b.status("a"))["spent_usd"] == 0.6
@@ -447,7 +449,7 @@ async def test_one_alert_per_threshold_per_period(backend: Backend) -> None:
         await (await (a, b)[i % 2].reserve(p, est(0.1))).settle(usd_to_micros(0.1))
     sent = [r.alert for r in list(a.alerts.records) + list(b.alerts.records)]
     assert sorted(x.threshold for x in sent) == [0.5, 0.8, 1.0]
-    assert all(x.team == "t" and x.limit == 1.0 and x.period_id == "2026-11" for x in sent)
+    assert all(x.team == "t" and x.limit == 1.0 and x.period_id == "2037-11" for x in sent)
     assert next(x for x in sent if x.threshold == 0.5).spent == pytest.approx(0.5)
 
 
@@ -505,10 +507,10 @@ async def test_redis_key_layout(backend: Backend, request: pytest.FixtureRequest
         keys = sorted([k async for k in client.scan_iter(match=f"{backend.prefix}:*")])
         assert keys and all(k.startswith(f"{backend.prefix}:{{t}}:") for k in keys)
         short = {k.removeprefix(f"{backend.prefix}:{{t}}:") for k in keys}
-        assert {"b:team:usd:2026-11-15", "b:team:tok:2026-11-15", "r:team:req", "r:team:tok",
-                "b:key:cfg:alice:usd:2026-11-15", "r:key:cfg:alice:req", "holds", "hexp",
+        assert {"b:team:usd:2037-11-15", "b:team:tok:2037-11-15", "r:team:req", "r:team:tok",
+                "b:key:cfg:alice:usd:2037-11-15", "r:key:cfg:alice:req", "holds", "hexp",
                 f"m:done:{h.hold_id}"} <= short
-        ttl = await client.ttl(f"{backend.prefix}:{{t}}:b:team:usd:2026-11-15")
+        ttl = await client.ttl(f"{backend.prefix}:{{t}}:b:team:usd:2037-11-15")
         assert ttl > 0  # the counter of a finished period goes away by itself
     finally:
         await client.aclose()
