@@ -232,11 +232,14 @@ def top_up(state: State, req: ReserveRequest) -> ReserveResult:
     return result
 
 
-def settle(state: State, req: SettleRequest) -> tuple[Counter, ...]:
-    """Turn a hold into spend: release what it held (if still held), add the actual cost."""
+def settle(state: State, req: SettleRequest,
+           mark_ttl_us: int = DONE_MARK_TTL_US) -> tuple[Counter, ...]:
+    """Turn a hold into spend: release what it held (if still held), add the actual cost.
+
+    ``mark_ttl_us`` is how long a second settle of the same hold is recognised: as long as a
+    caller may retry it (see ``DONE_MARK_TTL_US``; the memory store's callers never retry)."""
     rec = state.hold(req.team, req.hold_id)
-    first = state.mark(f"done:{req.team}:{req.hold_id}", req.now_us + DONE_MARK_TTL_US,
-                       req.now_us)
+    first = state.mark(f"done:{req.team}:{req.hold_id}", req.now_us + mark_ttl_us, req.now_us)
     held = dict(rec.budgets) if rec is not None else {}
     out = []
     for line in req.budgets:
