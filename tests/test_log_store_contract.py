@@ -101,6 +101,23 @@ async def test_empty_batch_is_a_no_op(store: LogStore) -> None:
     assert (await store.query_requests(RequestQuery())).items == []
 
 
+async def test_batches_of_any_size_are_stored_whole(store: LogStore) -> None:
+    """Sizes around the SQLite store's power-of-two INSERT chunks (1..256 rows each)."""
+    sizes = [1, 2, 3, 7, 100, 255, 256, 257, 600]
+    for n, size in enumerate(sizes):
+        await store.write_records([rec(f"b{n}-{i}", BASE + n * 1000 + i) for i in range(size)])
+    stored: list[str] = []
+    cursor = None
+    while True:
+        page = await store.query_requests(RequestQuery(limit=1000, cursor=cursor))
+        stored += [str(i["request_id"]) for i in page.items]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert sorted(stored) == sorted(f"b{n}-{i}" for n, size in enumerate(sizes)
+                                    for i in range(size))
+
+
 async def test_pages_newest_first_with_ties(store: LogStore) -> None:
     times = {"r3": 100.0, "r0": 100.0, "r6": 100.0, "r1": 101.5, "r5": 101.5, "r2": 99.0,
              "r4": 99.0}

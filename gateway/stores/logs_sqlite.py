@@ -30,12 +30,34 @@ from gateway.stores.logs import Page, RequestQuery, SpendQuery, SpendRow, Stored
 T = TypeVar("T")
 
 MEMORY = ":memory:"
-# SQLite allows 32,766 bound parameters per statement since 3.32 (999 before).
-_ROWS_PER_INSERT = (32_766 if sqlite3.sqlite_version_info >= (3, 32) else 999) \
-    // len(sql.REQUEST_COLUMNS)
+# The largest multi-row INSERT: 256 rows (SQLite allows 32,766 bound parameters per statement
+# since 3.32, 999 before). A batch goes in as chunks of power-of-two sizes (see ``_chunk_rows``).
+_MAX_ROWS_PER_INSERT = min(256, (32_766 if sqlite3.sqlite_version_info >= (3, 32) else 999)
+                           // len(sql.REQUEST_COLUMNS))
 
 
-@functools.lru_cache(maxsize=64)
+def _chunk_rows(n: int) -> list[int]:
+    """The chunk sizes for a batch of ``n`` rows: full chunks of the largest size, then the
+    binary digits of the rest (100 = 64 + 32 + 4).
+
+    Why not one INSERT of exactly ``n`` rows: every distinct SQL text is a prepared statement
+    that sqlite3 caches per connection (128 of them), and a statement of a few hundred rows of
+    ~30 columns weighs a few hundred KB. With batch sizes varying from batch to batch, the cache
+    filled with a different statement per size: 30 MB of memory grew over the first minute
+    of sustained load (bench/OPTIMISATIONS.md). Power-of-two chunks need at most nine
+    statements, about 1 MB, for at most nine steps a batch."""
+    out = [_MAX_ROWS_PER_INSERT] * (n // _MAX_ROWS_PER_INSERT)
+    rest = n % _MAX_ROWS_PER_INSERT
+    size = 1 << max(0, rest.bit_length() - 1)
+    while rest:
+        if rest >= size:
+            out.append(size)
+            rest -= size
+        size >>= 1
+    return out
+
+
+@functools.lru_cache(maxsize=16)
 def _insert_rows(n: int) -> str:
     """``INSERT ... VALUES (?, ...), (?, ...) ...`` for ``n`` request rows."""
     row = "(" + ", ".join("?" for _ in sql.REQUEST_COLUMNS) + ")"
@@ -169,10 +191,11 @@ class SqliteLogStore:
                 # around every statement step, and a step per row made the writer thread and
                 # the event loop trade the GIL hundreds of times a batch (bench/OPTIMISATIONS.md).
                 per_row = len(sql.REQUEST_COLUMNS)
-                step = _ROWS_PER_INSERT * per_row
-                for start in range(0, len(params), step):
-                    chunk = params[start:start + step]
-                    conn.execute(_insert_rows(len(chunk) // per_row), chunk)
+                start = 0
+                for rows in _chunk_rows(len(records)):
+                    end = start + rows * per_row
+                    conn.execute(_insert_rows(rows), params[start:end])
+                    start = end
                 if flagged.flags:
                     conn.executemany(fsql.INSERT_FLAG, flagged.flags)
                     conn.executemany(fsql.INSERT_FLAG_RULE, flagged.rules)
