@@ -52,9 +52,10 @@ def main(argv: list[str]) -> int:
                     fig = loads.measure(sys_, load, duration=a.duration, warmup=1.0,
                                         workdir=workdir, upstream=upstream)
                     figures[side].append(fig)
+                    ttfb = f"  TTFB p50 {fig['ttfb_p50_ms']:.2f} ms" if "ttfb_p50_ms" in fig else ""
                     print(f"  {side}  {fig.get('rps', 0):8,.0f}/s  "
                           f"cpu {fig.get('cpu_ms_per_req', 0):.3f} ms/req  "
-                          f"p50 {fig.get('p50_ms', 0):.2f} ms", flush=True)
+                          f"p50 {fig.get('p50_ms', 0):.2f} ms{ttfb}", flush=True)
         finally:
             _restore(saved)
             for sys_ in started.values():
@@ -65,9 +66,11 @@ def main(argv: list[str]) -> int:
         if not rows:
             print(f"{side} ({tree}): no figures")
             continue
+        ttfbs = [f["ttfb_p50_ms"] for f in rows if "ttfb_p50_ms" in f]
+        ttfb = f", TTFB p50 {statistics.median(ttfbs):.2f} ms" if ttfbs else ""
         print(f"{side} ({tree}): median {statistics.median(f['rps'] for f in rows):,.0f} req/s, "
               f"{statistics.median(f['cpu_ms_per_req'] for f in rows):.3f} CPU ms/req, "
-              f"p50 {statistics.median(f['p50_ms'] for f in rows):.2f} ms")
+              f"p50 {statistics.median(f['p50_ms'] for f in rows):.2f} ms{ttfb}")
     return 0
 
 

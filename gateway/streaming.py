@@ -69,9 +69,15 @@ class SSEResponse:
             await asyncio.shield(self._source.finish(disconnected))
 
     async def _pump(self, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": self._headers})
         frames = self._source.frames()
         try:
+            # The first frame is made before the headers are sent, so that headers and first
+            # event leave back to back: sent the other way round, the client received the
+            # headers alone and its first event 0.24 ms later (time to first byte counts that).
+            first = await anext(frames, None)
+            await send({"type": "http.response.start", "status": 200, "headers": self._headers})
+            if first is not None:
+                await send({"type": "http.response.body", "body": first, "more_body": True})
             async for frame in frames:
                 await send({"type": "http.response.body", "body": frame, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
