@@ -8,6 +8,7 @@ minus the upstream-direct percentile of the same scenario, measured just before 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -65,6 +66,21 @@ def _diff(a: float | None, b: float | None) -> float | None:
     return a - b if a is not None and b is not None else None
 
 
+def _two_worker_ceiling(g: Any) -> str:
+    """The most two workers could serve here: the machine's two cores divided by the CPU one
+    request takes in the gateway (as one worker spends it), wrk and the fake upstream."""
+    rps1, cpu1 = g("chat-c64", "gateway", "rps"), g("chat-c64", "gateway", "cpu_pct")
+    rps2 = g("chat-c64", "gw-w2", "rps")
+    helpers = [g("chat-c64", "gw-w2", k) for k in ("upstream_cpu_pct", "tool_cpu_pct")]
+    if not (rps1 and cpu1 and rps2) or None in helpers:
+        return ""
+    per_request = cpu1 / rps1 + sum(h for h in helpers if h is not None) / rps2
+    cores = os.cpu_count() or 2
+    ceiling = 100 * cores / per_request / rps1
+    return (f"; the cores' ceiling is {ceiling:.2f}× (CPU per request of gateway + wrk + "
+            f"upstream against {cores} cores)")
+
+
 def targets(results: Results, systems: dict[str, dict[str, Any]]) -> list[Target]:
     """The issue's targets, computed from this run only."""
     def g(load: str, system: str, key: str) -> float | None:
@@ -95,7 +111,7 @@ def targets(results: Results, systems: dict[str, dict[str, Any]]) -> list[Target
             1, False, " ms", "stream-c1 (not saturated: no queueing in the figure)"),
         Target("2 workers / 1 worker req/s", _ratio(
             g("chat-c64", "gw-w2", "rps"), g("chat-c64", "gateway", "rps")), 1.7, True, "×",
-            "chat-c64; on 2 cores shared with wrk and the upstream"),
+            "chat-c64; on 2 cores shared with wrk and the upstream" + _two_worker_ceiling(g)),
         Target("idle RSS per worker", idle, 150, False, " MB",
                "largest gateway process after warm-up"),
         Target("Redis store adds over memory (p50)", _diff(

@@ -41,7 +41,7 @@ _CORE = ["chat-c1", "chat-c16", "stream-c16"]
 PLANS: dict[str, dict[str, list[str]]] = {
     "quick": {
         "upstream": ALL, "bare": ALL, "gateway": ALL,
-        "gw-policy": _CORE, "gw-redis": ["chat-c1", "chat-c16"],
+        "gw-policy": _CORE, "gw-redis": ["chat-c1", "chat-c16"], "gw-w2": ["chat-c64"],
         "litellm": _CORE, "portkey": _CORE,
     },
     "full": {name: ALL for name in ORDER},

@@ -235,6 +235,22 @@ async def test_garbage_instead_of_http_is_an_error(pool: Pool) -> None:
         await srv.stop()
 
 
+async def test_an_encoded_body_it_did_not_ask_for_is_an_error(pool: Pool) -> None:
+    async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await srv.read_request(r)
+        w.write(length_answer(b"\x1f\x8b\x08\x00", b"content-encoding: gzip\r\n"))
+        await w.drain()
+        await asyncio.sleep(1)
+
+    srv = await Server(handler).start()
+    try:
+        with pytest.raises(H1Error, match="'gzip'-encoded"):
+            await pool.request(b"POST", srv.url(), {}, b"{}")
+        assert b"accept-encoding: identity\r\n" in srv.requests[0]
+    finally:
+        await srv.stop()
+
+
 async def test_nothing_listening_is_an_error(pool: Pool) -> None:
     srv = await Server(lambda r, w: asyncio.sleep(0)).start()
     await srv.stop()

@@ -70,7 +70,10 @@ def target(url: str) -> Target:
 
 
 def _head(method: bytes, t: Target, headers: dict[str, str], length: int) -> bytes:
-    lines = [method, b" ", t.path, b" HTTP/1.1\r\nhost: ", t.host_header, b"\r\n"]
+    # accept-encoding: identity, because a request without the header allows any coding and
+    # this client decodes none.
+    lines = [method, b" ", t.path, b" HTTP/1.1\r\nhost: ", t.host_header,
+             b"\r\naccept-encoding: identity\r\n"]
     for name, value in headers.items():
         if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
             raise ValueError(f"header {name!r} holds a line break")
@@ -286,6 +289,9 @@ class Pool:
                 if conn.closed:
                     raise H1Error("the server closed the connection")
                 await conn.wait()
+            coding = conn.headers.get("content-encoding", "identity").lower()
+            if coding not in ("identity", ""):
+                raise H1Error(f"the server sent a {coding!r}-encoded body unasked")
         except BaseException:
             conn.close()
             raise
