@@ -2,8 +2,8 @@
 per request, responses parsed by httptools (the parser uvicorn uses on the server side).
 
 Why not aiohttp: against the benchmark's fake upstream, an aiohttp ``ClientSession`` spent about
-195 µs of CPU per request and this client about 36 µs (``bench/OPTIMISATIONS.md``); the whole
-gateway request cost about 450 µs, so aiohttp was a third of it. The client does what an
+210 µs of CPU per request and this client about 60 µs (``bench/client_cost.py``); the whole
+gateway request cost about 450 µs, so aiohttp was almost half of it. The client does what an
 OpenAI-compatible API needs and nothing else: a request with a body; a status, headers and a
 body read whole or as it arrives (content-length, chunked, or until the server closes); TLS;
 keep-alive reuse. No redirects, proxies, cookies or compression (it asks for none).

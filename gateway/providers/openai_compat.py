@@ -5,7 +5,7 @@ This is the hot path, so it does as little as it can: the client's body is sent 
 renamed), a non-streamed answer is parsed once for its usage and relayed as the upstream's own
 bytes, and stream events are handed on as they arrive. The HTTP client was chosen by
 measurement: aiohttp's pool served about 8x what httpx's did on this project's machine, and the
-project's own ``h1`` client costs a fifth of aiohttp's CPU per request (see ``h1``).
+project's own ``h1`` client costs under a third of aiohttp's CPU per request (see ``h1``).
 """
 
 from __future__ import annotations
