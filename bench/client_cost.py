@@ -11,7 +11,6 @@ The evidence for the gateway's choice of client: the figure is the client's whol
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -21,7 +20,6 @@ import aiohttp
 import orjson
 import systems
 
-sys.path.insert(0, str(systems.ROOT))
 from gateway.providers.h1 import Pool
 
 BODY = orjson.dumps({"model": "bench-model", "max_tokens": 16,

@@ -99,7 +99,6 @@ class _Conn(asyncio.Protocol):
         self.received = False  # any byte of the current answer
         self.status = 0
         self.headers: dict[str, str] = {}
-        self._name = b""
         self.head_done = False
         self.complete = False
         self.keep_alive = False  # read at the answer's end (the parser forgets it after)

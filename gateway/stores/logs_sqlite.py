@@ -46,15 +46,9 @@ def _chunk_rows(n: int) -> list[int]:
     filled with a different statement per size: 30 MB of memory grew over the first minute
     of sustained load (bench/OPTIMISATIONS.md). Power-of-two chunks need at most nine
     statements, about 1 MB, for at most nine steps a batch."""
-    out = [_MAX_ROWS_PER_INSERT] * (n // _MAX_ROWS_PER_INSERT)
-    rest = n % _MAX_ROWS_PER_INSERT
-    size = 1 << max(0, rest.bit_length() - 1)
-    while rest:
-        if rest >= size:
-            out.append(size)
-            rest -= size
-        size >>= 1
-    return out
+    full, rest = divmod(n, _MAX_ROWS_PER_INSERT)
+    return [_MAX_ROWS_PER_INSERT] * full + [
+        1 << bit for bit in reversed(range(rest.bit_length())) if rest >> bit & 1]
 
 
 @functools.lru_cache(maxsize=16)
