@@ -48,7 +48,8 @@ from gateway.budget_scopes import (
 from gateway.errors import BudgetExceeded, InvalidRequest, NotFound, RateLimited, StoreUnavailable
 from gateway.records import RequestIds
 from gateway.settings import Settings, TeamSettings
-from gateway.stores.budget_base import (
+from gateway.stores.backends import open_budget_store
+from gateway.stores.budget import (
     UNLIMITED,
     BudgetLine,
     BudgetStore,
@@ -58,9 +59,9 @@ from gateway.stores.budget_base import (
     ReserveResult,
     SettleRequest,
     StoreError,
-    ns,
 )
 from gateway.stores.budget_memory import MemoryBudgetStore
+from gateway.stores.budget_rules import ns
 
 # Re-exported: the request path, pricing and admin import these from here.
 __all__ = ["Budgets", "Estimate", "Hold", "micros_to_usd", "period_bounds", "period_id",
@@ -71,19 +72,6 @@ T = TypeVar("T")
 
 PROBE_INTERVAL_S = 1.0  # while the store is away, how often one request tries it again
 MAX_PENDING_SETTLES = 10_000
-
-
-def open_budget_store(settings: Settings) -> BudgetStore:
-    """The backend named by ``stores.budgets``."""
-    url = settings.stores.budgets
-    if url.startswith("memory://"):
-        return MemoryBudgetStore()
-    if url.startswith("sqlite://"):
-        from gateway.stores.budget_sqlite import SqliteBudgetStore
-        return SqliteBudgetStore(url)
-    from gateway.stores.budget_redis import RedisBudgetStore
-    return RedisBudgetStore(url, prefix=settings.stores.budget_key_prefix,
-                            timeout_s=settings.stores.budget_timeout_s)
 
 
 # --- holds -----------------------------------------------------------------------------------
@@ -224,7 +212,7 @@ class Budgets:
                  store: BudgetStore | None = None, alerts: AlertSender | None = None) -> None:
         self._teams = {t.name: t for t in settings.teams}
         self._clock = clock
-        self._store = store if store is not None else open_budget_store(settings)
+        self._store = store if store is not None else open_budget_store(settings.stores)
         # An in-process store answers without awaiting anything: it can neither hang nor be
         # interrupted half-way, so its calls skip the timeout and the shielded settle task.
         self._inline = isinstance(self._store, MemoryBudgetStore)

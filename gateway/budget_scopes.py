@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from gateway.auth import Principal
 from gateway.errors import InvalidRequest
 from gateway.settings import BudgetSettings, LimitsSettings, Period, TeamSettings
-from gateway.stores.budget_base import UNLIMITED, BudgetLine, Counter, RateLine
+from gateway.stores.budget import UNLIMITED, BudgetLine, Counter, RateLine
 
 MICROS = 1_000_000
 KEEP_EXPIRED_PERIOD_S = 7 * 86400  # a finished period's counters stay readable this long

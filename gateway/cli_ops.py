@@ -139,7 +139,7 @@ def _verify_api(api: AdminApi, args: argparse.Namespace, out: IO[str]) -> int:
 def _verify_local(args: argparse.Namespace, out: IO[str]) -> int:
     from gateway.audit import Audit
     from gateway.settings import load_settings
-    from gateway.stores.ops import open_ops_store
+    from gateway.stores.backends import open_ops_store
 
     settings = load_settings(args.config)
 

@@ -20,7 +20,8 @@ from gateway.metrics import Metrics
 from gateway.records import RequestRecord
 from gateway.settings import Settings
 from gateway.slo import SloMonitor
-from gateway.stores.ops import OpsStore, open_ops_store
+from gateway.stores.backends import open_ops_store
+from gateway.stores.ops import OpsStore
 from gateway.tracing import Tracer
 
 log = logging.getLogger("gateway.ops")

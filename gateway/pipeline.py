@@ -142,7 +142,7 @@ async def _serve(s: Services, endpoint: Endpoint, c: _Call, auth: str | None, re
     if policy is not None:
         vault = await s.guardrails.check_input(policy, endpoint, upstream_body, record)
     call = UpstreamCall(endpoint, upstream_body, model, record.request_id)
-    provider = s.provider_for(model)
+    provider = s.providers.for_model(model)
     started = time.perf_counter()
     if record.stream:
         upstream = provider.stream(call)

@@ -26,8 +26,7 @@ from gateway.admin import json_response, parse_limit, parse_time, principal_of, 
 from gateway.auth import Principal
 from gateway.errors import InvalidRequest, NotFound
 from gateway.services import Services
-from gateway.stores.flags import STATUSES, VERDICTS, FlagQuery, Verdict
-from gateway.stores.logs import LogStore
+from gateway.stores.logs import STATUSES, VERDICTS, FlagQuery, LogStore, Verdict
 
 MAX_NOTE_CHARS = 2000
 EXPORT_PAGE = 500

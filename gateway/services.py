@@ -16,13 +16,12 @@ from gateway.guardrails import Guardrails
 from gateway.metrics import Metrics
 from gateway.ops import Ops, build_ops
 from gateway.pricing import Pricing
-from gateway.providers.base import Provider
-from gateway.providers.mock import MockProvider
-from gateway.providers.openai_compat import OpenAICompatProvider
+from gateway.providers import Providers
 from gateway.records import RecordWriter, RequestIds, RequestRecord
 from gateway.retention import Retention
 from gateway.settings import ModelSettings, Settings
-from gateway.stores.logs import LogStore, open_log_store
+from gateway.stores.backends import open_log_store
+from gateway.stores.logs import LogStore
 from gateway.tokens import warm_up
 
 log = logging.getLogger("gateway")
@@ -37,17 +36,13 @@ class Services:
     pricing: Pricing
     metrics: Metrics
     writer: RecordWriter
-    providers: dict[str, Provider]  # by provider kind: "openai", "mock", "litellm"
+    providers: Providers
     guardrails: Guardrails
     models: dict[str, ModelSettings] = field(default_factory=dict)
     request_ids: RequestIds = field(default_factory=RequestIds)
     #: Audit trail, kill switches, SLO monitor (gateway/ops.py).
     ops: Ops = field(kw_only=True)
     retention: Retention | None = None  # built and started in start()
-
-    def provider_for(self, model: ModelSettings) -> Provider:
-        kind = model.provider if model.provider in ("openai", "mock") else "litellm"
-        return self.providers[kind]
 
     def submit(self, record: RequestRecord) -> None:
         """Hand a finished record to the metrics and the background writer (never blocks)."""
@@ -77,8 +72,7 @@ class Services:
         await self.writer.close()
         await self.ops.stop()
         await self.guardrails.close()
-        for p in self.providers.values():
-            await p.close()
+        await self.providers.close()
         await self.budgets.close()
         await self.log_store.close()
 
@@ -91,17 +85,12 @@ def build_services(settings: Settings) -> Services:
                           batch_size=settings.stores.log_batch_size,
                           on_drop=metrics.records_dropped.inc)
     metrics.bind_queue_depth(lambda: writer.depth)
-    providers: dict[str, Provider] = {"openai": OpenAICompatProvider(), "mock": MockProvider()}
-    if any(m.provider not in ("openai", "mock") for m in settings.models):
-        from gateway.providers.litellm_provider import LitellmProvider
-
-        providers["litellm"] = LitellmProvider()
     budgets = Budgets(settings)
     metrics.bind_budgets(budgets, [t.name for t in settings.teams])
     return Services(
         settings=settings, log_store=store, auth=Authenticator(settings, store),
         budgets=budgets, pricing=Pricing(settings), metrics=metrics, writer=writer,
-        providers=providers, guardrails=Guardrails(settings),
+        providers=Providers(settings.models), guardrails=Guardrails(settings),
         models={m.name: m for m in settings.models},
         ops=build_ops(settings, metrics, budgets.alerts),
     )

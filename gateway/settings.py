@@ -17,6 +17,14 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+#: The URL schemes each store accepts; ``stores/backends.py`` maps every one to its backend.
+BUDGET_SCHEMES = ("memory", "sqlite", "redis", "rediss", "unix")
+LOG_SCHEMES = ("sqlite", "postgresql", "postgres")
+#: Provider kinds: ``openai`` (any OpenAI-compatible API) and ``mock`` are built in; every other
+#: provider name is a litellm provider. ``providers.PROVIDERS`` maps each kind to its factory.
+ProviderKind = Literal["openai", "mock", "litellm"]
+_BUILT_IN_PROVIDERS: dict[str, ProviderKind] = {"openai": "openai", "mock": "mock"}
+
 DEMO_KEY = "sk-gateway-demo"
 DEMO_ADMIN_KEY = "sk-gateway-admin-demo"
 
@@ -63,14 +71,14 @@ class StoresSettings(_Model):
     @field_validator("budgets")
     @classmethod
     def _budget_scheme(cls, v: str) -> str:
-        if not v.startswith(("memory://", "sqlite://", "redis://", "rediss://")):
+        if not v.startswith(tuple(f"{s}://" for s in BUDGET_SCHEMES)):
             raise ValueError("must start with memory://, sqlite:// or redis://")
         return v
 
     @field_validator("logs")
     @classmethod
     def _log_scheme(cls, v: str) -> str:
-        if not v.startswith(("sqlite://", "postgresql://", "postgres://")):
+        if not v.startswith(tuple(f"{s}://" for s in LOG_SCHEMES)):
             raise ValueError("must start with sqlite:// or postgresql://")
         return v
 
@@ -156,6 +164,11 @@ class ModelSettings(_Model):
     @property
     def upstream_model(self) -> str:
         return self.model or self.name
+
+    @property
+    def kind(self) -> ProviderKind:
+        """Which provider implementation serves this model."""
+        return _BUILT_IN_PROVIDERS.get(self.provider, "litellm")
 
 
 Period = Literal["day", "week", "month", "total"]

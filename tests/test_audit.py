@@ -16,7 +16,8 @@ import yaml
 
 from gateway.audit import Audit
 from gateway.cli import main
-from gateway.stores.ops import GENESIS, OpsStore, Switch, open_ops_store
+from gateway.stores.backends import open_ops_store
+from gateway.stores.ops import GENESIS, OpsStore, Switch
 from tests.fakes.openai_upstream import FakeOpenAI, running_fake_openai
 from tests.gateway_runner import run_gateway
 from tests.helpers import ADMIN_KEY, REVIEWER_KEY, base_config

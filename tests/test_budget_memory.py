@@ -3,7 +3,7 @@ counts once, and what it remembers for that stays bounded however many requests 
 
 from __future__ import annotations
 
-from gateway.stores.budget_base import BudgetLine, ReserveRequest, SettleRequest
+from gateway.stores.budget import BudgetLine, ReserveRequest, SettleRequest
 from gateway.stores.budget_memory import MEMORY_DONE_MARK_TTL_US, MemoryBudgetStore
 
 LINE = BudgetLine("b:team:usd:2026-12-03", "usd", 1_000_000_000, 10)

@@ -13,7 +13,7 @@ import pytest
 
 from gateway.cli import main
 from gateway.cli_flags import table
-from gateway.stores.flags import flag_id
+from gateway.stores.sql.flags import flag_id
 from tests.flagdata import BASE, flagged, rule, submit
 from tests.gateway_runner import RunningGateway, run_gateway
 from tests.helpers import ADMIN_KEY, REVIEWER_KEY, base_config

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from gateway.records import RequestRecord
-from gateway.stores.flags import FlagQuery, RuleStat, Verdict, flag_id
-from gateway.stores.logs import LogStore, RequestQuery, open_log_store
+from gateway.stores.backends import open_log_store
+from gateway.stores.logs import FlagQuery, LogStore, RequestQuery, RuleStat, Verdict
+from gateway.stores.sql.flags import flag_id
 
 BASE = 1_699_920_000.0
 DAY = 86400.0

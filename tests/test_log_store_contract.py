@@ -18,15 +18,16 @@ from typing import Any
 import pytest
 
 from gateway.records import RecordWriter, RequestRecord
+from gateway.stores.backends import open_log_store
 from gateway.stores.logs import (
     LogStore,
     RequestQuery,
     SpendQuery,
     SpendRow,
     StoredKey,
-    open_log_store,
 )
-from gateway.stores.logs_sqlite import SqliteLogStore, sqlite_path
+from gateway.stores.logs_sqlite import SqliteLogStore
+from gateway.stores.sql.sqlite import sqlite_path
 
 DAY = 86400.0
 BASE = 1_699_920_000.0  # 2023-11-14 00:00:00 UTC

@@ -14,9 +14,9 @@ import pytest
 from gateway.records import RequestRecord
 from gateway.retention import DAY_S, Retention
 from gateway.settings import RetentionSettings
-from gateway.stores.flags import FlagQuery, Verdict, flag_id
-from gateway.stores.logs import LogStore, RequestQuery
+from gateway.stores.logs import FlagQuery, LogStore, RequestQuery, Verdict
 from gateway.stores.logs_sqlite import SqliteLogStore
+from gateway.stores.sql.flags import flag_id
 from tests.flagdata import flagged, submit
 from tests.gateway_runner import run_gateway
 from tests.helpers import ADMIN_KEY, base_config

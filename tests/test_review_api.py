@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from gateway.records import RequestRecord
-from gateway.stores.flags import flag_id
+from gateway.stores.sql.flags import flag_id
 from tests.flagdata import BASE, flagged, rule, submit
 from tests.gateway_runner import RunningGateway, run_gateway
 from tests.helpers import ADMIN_KEY, CLIENT_KEY, REVIEWER_KEY, base_config

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from gateway.records import RequestRecord
-from gateway.stores.flags import flag_id
+from gateway.stores.sql.flags import flag_id
 from tests.flagdata import submit
 from tests.gateway_runner import RunningGateway, run_gateway
 from tests.helpers import ADMIN_KEY, CLIENT_KEY, REVIEWER_KEY, base_config

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import heapq
 
-from gateway.stores import budget_base as rules
-from gateway.stores.budget_base import (
+from gateway.stores import budget_rules as rules
+from gateway.stores.budget import (
     Counter,
     HoldRecord,
     RateLine,

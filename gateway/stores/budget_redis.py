@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.stores.budget_base import (
+from gateway.stores.budget import (
     DONE_MARK_TTL_US,
     SYNC_MARK_TTL_US,
     Counter,
@@ -34,8 +34,8 @@ from gateway.stores.budget_base import (
     ReserveResult,
     SettleRequest,
     StoreError,
-    gcra_remaining,
 )
+from gateway.stores.budget_rules import gcra_remaining
 from gateway.stores.resp import RedisReplyError, RedisUnavailable, RespClient
 
 # Lua turns numbers into strings with %.14g, too few digits for microsecond times; every number

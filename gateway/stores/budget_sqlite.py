@@ -2,7 +2,7 @@
 
 It fails closed: a locked or missing database raises, and the caller refuses with 503 unless
 the team allows degraded serving. Each operation is one ``BEGIN IMMEDIATE`` transaction, which
-SQLite serialises across processes, running the shared rules of ``budget_base`` on rows read
+SQLite serialises across processes, running the shared rules of ``budget_rules`` on rows read
 inside it. Calls run on one dedicated thread per process so the event loop never blocks on disk.
 """
 
@@ -18,8 +18,8 @@ from typing import TypeVar
 
 import orjson
 
-from gateway.stores import budget_base as rules
-from gateway.stores.budget_base import (
+from gateway.stores import budget_rules as rules
+from gateway.stores.budget import (
     Counter,
     HoldRecord,
     RateLine,

@@ -1,20 +1,17 @@
 """The log store interface: request records, the review queue, run-time API keys, spend queries.
 
 Two backends implement it (``logs_sqlite.py``, the embedded default, and ``logs_postgres.py``
-for durable logs at scale) and one contract suite (``tests/test_log_store_contract.py``) runs
-against both. ``open_log_store(url)`` picks the backend from the URL scheme.
+for durable logs at scale) and one contract suite (``tests/stores/test_log_store_contract.py``)
+runs against both; ``backends.open_log_store(url)`` picks one by the URL scheme.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from gateway.records import RequestRecord
-
-if TYPE_CHECKING:  # flags.py imports this module; the protocol only needs the names
-    from gateway.stores.flags import FlagQuery, RuleStat, Verdict
 
 GroupBy = Literal["model", "key", "day", "team"]
 
@@ -67,6 +64,63 @@ class Page:
     next_cursor: str | None
 
 
+# --- the review queue -------------------------------------------------------------------------
+
+Status = Literal["open", "confirmed", "dismissed"]
+VerdictName = Literal["confirmed", "dismissed"]
+STATUSES: tuple[Status, ...] = ("open", "confirmed", "dismissed")
+VERDICTS: tuple[VerdictName, ...] = ("confirmed", "dismissed")
+
+
+@dataclass(frozen=True, slots=True)
+class FlagQuery:
+    """Filters of the queue; every field narrows it (None = no filter)."""
+
+    team: str | None = None
+    status: Status | None = None
+    check: str | None = None
+    rule: str | None = None
+    model: str | None = None
+    since: float | None = None  # unix seconds, inclusive
+    until: float | None = None  # unix seconds, exclusive
+    limit: int = 50
+    cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """One reviewer decision; ``reviewer`` is the principal's key id, never a key."""
+
+    verdict: VerdictName
+    note: str
+    reviewer: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class RuleStat:
+    """Items a rule flagged, by current status; precision is None until something is decided."""
+
+    rule: str
+    check: str
+    confirmed: int
+    dismissed: int
+    open: int
+    direction: str = ""  # input | output ("" when the record did not say)
+
+    @property
+    def precision(self) -> float | None:
+        decided = self.confirmed + self.dismissed
+        return None if decided == 0 else self.confirmed / decided
+
+    def public(self) -> dict[str, Any]:
+        p = self.precision
+        return {"rule": self.rule, "check": self.check, "direction": self.direction,
+                "confirmed": self.confirmed,
+                "dismissed": self.dismissed, "open": self.open,
+                "precision": None if p is None else round(p, 4)}
+
+
 class LogStore(Protocol):
     """Where request records and run-time keys live. Every method may raise on store failure."""
 
@@ -95,7 +149,7 @@ class LogStore(Protocol):
         Records with status >= 400 and zero cost still count as requests.
         """
 
-    # --- the review queue (see gateway/stores/flags.py) ---
+    # --- the review queue (its SQL: gateway/stores/sql/flags.py) ---
 
     async def list_flags(self, query: FlagQuery) -> Page:
         """Items newest first (created_at, then id), with their reviews; cursor pagination.
@@ -133,16 +187,3 @@ class LogStore(Protocol):
 
     async def revoke_key(self, key_id: str, at: float) -> StoredKey | None:
         """Mark revoked; returns the key (None if unknown). Revoking twice keeps the first time."""
-
-
-def open_log_store(url: str) -> LogStore:
-    """Build (not yet open) the backend named by the URL scheme."""
-    if url.startswith("sqlite://"):
-        from gateway.stores.logs_sqlite import SqliteLogStore
-
-        return SqliteLogStore(url)
-    if url.startswith(("postgresql://", "postgres://")):
-        from gateway.stores.logs_postgres import PostgresLogStore
-
-        return PostgresLogStore(url)
-    raise ValueError(f"unsupported log store URL scheme: {url.split(':', 1)[0]}")

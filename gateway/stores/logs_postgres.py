@@ -14,25 +14,34 @@ from typing import Any
 import asyncpg
 
 from gateway.records import RequestRecord
-from gateway.stores import flags as fsql
-from gateway.stores import sqlcommon as sql
-from gateway.stores.flags import FlagQuery, RuleStat, Verdict
-from gateway.stores.logs import Page, RequestQuery, SpendQuery, SpendRow, StoredKey
+from gateway.stores.logs import (
+    FlagQuery,
+    Page,
+    RequestQuery,
+    RuleStat,
+    SpendQuery,
+    SpendRow,
+    StoredKey,
+    Verdict,
+)
+from gateway.stores.sql import flags as fsql
+from gateway.stores.sql import requests as sql
+from gateway.stores.sql.common import POSTGRES, numbered
 
 #: Advisory lock id guarding schema creation ("gwlogs01" as a big-endian int64).
 SCHEMA_LOCK_ID = int.from_bytes(b"gwlogs01", "big")
 
-_INSERT_REQUEST = sql.numbered(sql.INSERT_REQUEST)
-_INSERT_KEY = sql.numbered(sql.INSERT_KEY)
-_FIND_KEY = sql.numbered(sql.FIND_KEY)
-_REVOKE_KEY = sql.numbered(sql.REVOKE_KEY)
-_INSERT_FLAG = sql.numbered(fsql.INSERT_FLAG)
-_INSERT_FLAG_RULE = sql.numbered(fsql.INSERT_FLAG_RULE)
-_GET_FLAG = sql.numbered(fsql.GET_FLAG)
-_SET_STATUS = sql.numbered(fsql.SET_STATUS)
-_INSERT_REVIEW = sql.numbered(fsql.INSERT_REVIEW)
-_PURGE_REQUESTS = sql.numbered(fsql.PURGE_REQUESTS)
-_EXPIRED_FLAGS = sql.numbered(fsql.EXPIRED_FLAGS)
+_INSERT_REQUEST = numbered(sql.INSERT_REQUEST)
+_INSERT_KEY = numbered(sql.INSERT_KEY)
+_FIND_KEY = numbered(sql.FIND_KEY)
+_REVOKE_KEY = numbered(sql.REVOKE_KEY)
+_INSERT_FLAG = numbered(fsql.INSERT_FLAG)
+_INSERT_FLAG_RULE = numbered(fsql.INSERT_FLAG_RULE)
+_GET_FLAG = numbered(fsql.GET_FLAG)
+_SET_STATUS = numbered(fsql.SET_STATUS)
+_INSERT_REVIEW = numbered(fsql.INSERT_REVIEW)
+_PURGE_REQUESTS = numbered(fsql.PURGE_REQUESTS)
+_EXPIRED_FLAGS = numbered(fsql.EXPIRED_FLAGS)
 
 
 class PostgresLogStore:
@@ -96,14 +105,14 @@ class PostgresLogStore:
         """Newest first (created_at, then request_id, both descending); limit clamped to 1..1000;
         ``next_cursor`` is None on the last page. A malformed cursor raises ``ValueError``."""
         stmt = sql.requests_statement(query)
-        rows = await self._db.fetch(sql.numbered(stmt.sql), *stmt.params)
+        rows = await self._db.fetch(numbered(stmt.sql), *stmt.params)
         return sql.page_from_rows(rows, query.limit)
 
     async def spend(self, query: SpendQuery) -> list[SpendRow]:
         """Sums per model alias / key id / UTC day / team over ``since <= created_at < until``;
         every record counts as a request. Largest cost first, then group name."""
-        stmt = sql.spend_statement(query, sql.POSTGRES)
-        rows = await self._db.fetch(sql.numbered(stmt.sql), *stmt.params)
+        stmt = sql.spend_statement(query, POSTGRES)
+        rows = await self._db.fetch(numbered(stmt.sql), *stmt.params)
         return sql.spend_rows(rows)
 
     # --- the review queue ------------------------------------------------------------------------
@@ -111,14 +120,14 @@ class PostgresLogStore:
     async def list_flags(self, query: FlagQuery) -> Page:
         stmt = fsql.list_statement(query)
         async with self._db.acquire() as conn:
-            page = fsql.page_of_flags(await conn.fetch(sql.numbered(stmt.sql), *stmt.params),
+            page = fsql.page_of_flags(await conn.fetch(numbered(stmt.sql), *stmt.params),
                                       query.limit)
             await _attach_reviews(conn, page.items)
         return page
 
     async def count_flags(self, query: FlagQuery) -> dict[str, int]:
         stmt = fsql.counts_statement(query)
-        return fsql.counts_from_rows(await self._db.fetch(sql.numbered(stmt.sql), *stmt.params))
+        return fsql.counts_from_rows(await self._db.fetch(numbered(stmt.sql), *stmt.params))
 
     async def get_flag(self, flag_id: str) -> dict[str, Any] | None:
         async with self._db.acquire() as conn:
@@ -140,7 +149,7 @@ class PostgresLogStore:
     async def rule_stats(self, team: str | None, since: float | None = None,
                          until: float | None = None) -> list[RuleStat]:
         stmt = fsql.stats_statement(team, since, until)
-        return fsql.stats_from_rows(await self._db.fetch(sql.numbered(stmt.sql), *stmt.params))
+        return fsql.stats_from_rows(await self._db.fetch(numbered(stmt.sql), *stmt.params))
 
     async def purge_requests(self, before: float, limit: int) -> int:
         status = await self._db.execute(_PURGE_REQUESTS, float(before), int(limit))
@@ -150,7 +159,7 @@ class PostgresLogStore:
         async with self._db.acquire() as conn, conn.transaction():
             ids = [r["id"] for r in await conn.fetch(_EXPIRED_FLAGS, float(before), int(limit))]
             for stmt in fsql.purge_flag_statements(ids) if ids else []:
-                await conn.execute(sql.numbered(stmt.sql), *stmt.params)
+                await conn.execute(numbered(stmt.sql), *stmt.params)
         return len(ids)
 
     # --- keys ------------------------------------------------------------------------------------
@@ -165,7 +174,7 @@ class PostgresLogStore:
 
     async def list_keys(self, team: str | None) -> list[StoredKey]:
         stmt = sql.list_keys_statement(team)
-        rows = await self._db.fetch(sql.numbered(stmt.sql), *stmt.params)
+        rows = await self._db.fetch(numbered(stmt.sql), *stmt.params)
         return [sql.row_to_key(r) for r in rows]
 
     async def revoke_key(self, key_id: str, at: float) -> StoredKey | None:
@@ -177,14 +186,14 @@ class PostgresLogStore:
 async def _create_schema(pool: Any) -> None:
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK_ID)
-        for ddl in sql.schema(sql.POSTGRES) + fsql.schema(sql.POSTGRES):
+        for ddl in sql.schema(POSTGRES) + fsql.schema(POSTGRES):
             await conn.execute(ddl)
 
 
 async def _attach_reviews(conn: Any, items: list[dict[str, Any]]) -> None:
     if items:
         stmt = fsql.reviews_statement([i["id"] for i in items])
-        fsql.attach_reviews(items, await conn.fetch(sql.numbered(stmt.sql), *stmt.params))
+        fsql.attach_reviews(items, await conn.fetch(numbered(stmt.sql), *stmt.params))
 
 
 def _affected(status: str) -> int:

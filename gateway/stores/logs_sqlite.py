@@ -14,22 +14,29 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 from gateway.records import RequestRecord
-from gateway.stores import flags as fsql
-from gateway.stores import sqlcommon as sql
-from gateway.stores.flags import FlagQuery, RuleStat, Verdict
-from gateway.stores.logs import Page, RequestQuery, SpendQuery, SpendRow, StoredKey
+from gateway.stores.logs import (
+    FlagQuery,
+    Page,
+    RequestQuery,
+    RuleStat,
+    SpendQuery,
+    SpendRow,
+    StoredKey,
+    Verdict,
+)
+from gateway.stores.sql import flags as fsql
+from gateway.stores.sql import requests as sql
+from gateway.stores.sql.common import SQLITE
+from gateway.stores.sql.sqlite import MEMORY, dict_row, set_wal, sqlite_path, transaction
 
 T = TypeVar("T")
 
-MEMORY = ":memory:"
 # The largest multi-row INSERT: 256 rows (SQLite allows 32,766 bound parameters per statement
 # since 3.32, 999 before). A batch goes in as chunks of power-of-two sizes (see ``_chunk_rows``).
 _MAX_ROWS_PER_INSERT = min(256, (32_766 if sqlite3.sqlite_version_info >= (3, 32) else 999)
@@ -57,47 +64,6 @@ def _insert_rows(n: int) -> str:
     row = "(" + ", ".join("?" for _ in sql.REQUEST_COLUMNS) + ")"
     return (f"INSERT INTO requests ({', '.join(sql.REQUEST_COLUMNS)}) VALUES "
             + ", ".join([row] * n) + " ON CONFLICT (request_id) DO NOTHING")
-
-
-def sqlite_path(url: str) -> str:
-    """The file path in a ``sqlite://`` URL: three slashes relative, four absolute."""
-    if not url.startswith("sqlite://"):
-        raise ValueError(f"not a sqlite URL: {url!r}")
-    rest = url[len("sqlite://"):].split("?", 1)[0]
-    path = rest[1:] if rest.startswith("/") else rest
-    if not path:
-        raise ValueError(f"sqlite URL without a path: {url!r}")
-    return path
-
-
-def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
-    return {d[0]: v for d, v in zip(cursor.description, row, strict=True)}
-
-
-@contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """``BEGIN IMMEDIATE`` takes the write lock up front, so a busy database waits (up to
-    busy_timeout) at the start instead of failing half way through the transaction."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
-def _set_wal(conn: sqlite3.Connection, attempts: int = 50) -> None:
-    """Switching to WAL needs an exclusive lock and can report "locked" while another process
-    does the same switch on a fresh file, so it is retried briefly (we are on the db thread)."""
-    for attempt in range(attempts):
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or attempt == attempts - 1:
-                raise
-            time.sleep(0.05)
 
 
 class SqliteLogStore:
@@ -128,12 +94,12 @@ class SqliteLogStore:
         conn = sqlite3.connect(self.path, timeout=self._busy_timeout_ms / 1000,
                                isolation_level=None)  # autocommit; transactions are explicit
         try:
-            conn.row_factory = _dict_row
+            conn.row_factory = dict_row
             conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
-            _set_wal(conn)
+            set_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
-            with _transaction(conn):
-                for ddl in sql.schema(sql.SQLITE) + fsql.schema(sql.SQLITE):
+            with transaction(conn):
+                for ddl in sql.schema(SQLITE) + fsql.schema(SQLITE):
                     conn.execute(ddl)
         except BaseException:
             conn.close()
@@ -180,7 +146,7 @@ class SqliteLogStore:
         flagged = fsql.flag_rows(records)
 
         def insert(conn: sqlite3.Connection) -> None:
-            with _transaction(conn):
+            with transaction(conn):
                 # One multi-row INSERT per chunk, not executemany: sqlite3 lets go of the GIL
                 # around every statement step, and a step per row made the writer thread and
                 # the event loop trade the GIL hundreds of times a batch (bench/OPTIMISATIONS.md).
@@ -206,7 +172,7 @@ class SqliteLogStore:
     async def spend(self, query: SpendQuery) -> list[SpendRow]:
         """Sums per model alias / key id / UTC day / team over ``since <= created_at < until``;
         every record counts as a request. Largest cost first, then group name."""
-        stmt = sql.spend_statement(query, sql.SQLITE)
+        stmt = sql.spend_statement(query, SQLITE)
         rows = await self._run(lambda c: c.execute(stmt.sql, stmt.params).fetchall())
         return sql.spend_rows(rows)
 
@@ -242,7 +208,7 @@ class SqliteLogStore:
         update, insert = fsql.review_params(flag_id, verdict)
 
         def run(conn: sqlite3.Connection) -> bool:
-            with _transaction(conn):
+            with transaction(conn):
                 if not conn.execute(fsql.SET_STATUS, update).fetchall():
                     return False
                 conn.execute(fsql.INSERT_REVIEW, insert)
@@ -258,14 +224,14 @@ class SqliteLogStore:
 
     async def purge_requests(self, before: float, limit: int) -> int:
         def run(conn: sqlite3.Connection) -> int:
-            with _transaction(conn):
+            with transaction(conn):
                 return conn.execute(fsql.PURGE_REQUESTS, (float(before), int(limit))).rowcount
 
         return await self._run(run)
 
     async def purge_reviewed_flags(self, before: float, limit: int) -> int:
         def run(conn: sqlite3.Connection) -> int:
-            with _transaction(conn):
+            with transaction(conn):
                 ids = [r["id"] for r in
                        conn.execute(fsql.EXPIRED_FLAGS, (float(before), int(limit))).fetchall()]
                 if ids:

@@ -26,8 +26,8 @@ from gateway.auth import Principal
 from gateway.errors import AuthenticationFailed, GatewayError
 from gateway.review import flag_query, list_page, record_verdict, visible_flag
 from gateway.services import Services
-from gateway.stores.flags import STATUSES
-from gateway.stores.sqlcommon import encode_cursor
+from gateway.stores.logs import STATUSES
+from gateway.stores.sql.common import encode_cursor
 from gateway.ui import views
 from gateway.ui.session import (
     COOKIE,

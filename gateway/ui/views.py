@@ -14,8 +14,7 @@ from typing import Any
 from gateway.budget import micros_to_usd
 from gateway.forecast import team_forecast
 from gateway.services import Services
-from gateway.stores.flags import FlagQuery
-from gateway.stores.logs import SpendQuery
+from gateway.stores.logs import FlagQuery, SpendQuery
 
 OVERVIEW_DAYS = 14
 

@@ -1,7 +1,7 @@
-"""The review queue's storage shape: flagged items, the rules that fired, the verdict history.
+"""The review queue's SQL: flagged items, the rules that fired, the verdict history.
 
-Shared by both log stores like ``sqlcommon``: the types the ``LogStore`` protocol speaks, the DDL
-and every statement, with ``?`` placeholders. Three tables:
+Shared by both log stores: the DDL and every statement, with ``?`` placeholders (the types they
+speak are the ``LogStore`` protocol's, in ``stores/logs.py``). Three tables:
 
 * ``flags``: one row per flagged request; ``status`` is the latest verdict (or ``open``) so the
   queue's filters and counts need no join. The id is derived from the request id, which makes a
@@ -20,73 +20,19 @@ import hashlib
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 
 from gateway.records import RequestRecord
-from gateway.stores.logs import Page
-from gateway.stores.sqlcommon import (
+from gateway.stores.logs import STATUSES, FlagQuery, Page, RuleStat, Verdict
+from gateway.stores.sql.common import (
     Dialect,
     Statement,
     clamp_limit,
     decode_cursor,
     encode_cursor,
 )
-
-Status = Literal["open", "confirmed", "dismissed"]
-VerdictName = Literal["confirmed", "dismissed"]
-STATUSES: tuple[Status, ...] = ("open", "confirmed", "dismissed")
-VERDICTS: tuple[VerdictName, ...] = ("confirmed", "dismissed")
-
-
-@dataclass(frozen=True, slots=True)
-class FlagQuery:
-    """Filters of the queue; every field narrows it (None = no filter)."""
-
-    team: str | None = None
-    status: Status | None = None
-    check: str | None = None
-    rule: str | None = None
-    model: str | None = None
-    since: float | None = None  # unix seconds, inclusive
-    until: float | None = None  # unix seconds, exclusive
-    limit: int = 50
-    cursor: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """One reviewer decision; ``reviewer`` is the principal's key id, never a key."""
-
-    verdict: VerdictName
-    note: str
-    reviewer: str
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class RuleStat:
-    """Items a rule flagged, by current status; precision is None until something is decided."""
-
-    rule: str
-    check: str
-    confirmed: int
-    dismissed: int
-    open: int
-    direction: str = ""  # input | output ("" when the record did not say)
-
-    @property
-    def precision(self) -> float | None:
-        decided = self.confirmed + self.dismissed
-        return None if decided == 0 else self.confirmed / decided
-
-    def public(self) -> dict[str, Any]:
-        p = self.precision
-        return {"rule": self.rule, "check": self.check, "direction": self.direction,
-                "confirmed": self.confirmed,
-                "dismissed": self.dismissed, "open": self.open,
-                "precision": None if p is None else round(p, 4)}
 
 
 def schema(dialect: Dialect) -> list[str]:

@@ -1,23 +1,25 @@
-"""SQL shared by the SQLite and PostgreSQL log stores: schema, statements, row conversion, cursors.
+"""The request log's SQL, shared by the SQLite and PostgreSQL log stores: requests, spend, keys.
 
-Both backends speak the same SQL here (``ON CONFLICT ... DO NOTHING``, row-value comparison and
-``RETURNING`` exist in SQLite >= 3.35 and in PostgreSQL), written with ``?`` placeholders;
-``numbered`` rewrites them to PostgreSQL's ``$1, $2, ...``. Only the JSON column type and the
-UTC-day expression differ, and a ``Dialect`` carries them.
+Schema, statements with ``?`` placeholders (see ``common``) and row conversion.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from gateway.records import RequestRecord
 from gateway.stores.logs import GroupBy, Page, RequestQuery, SpendQuery, SpendRow, StoredKey
+from gateway.stores.sql.common import (
+    Dialect,
+    Statement,
+    clamp_limit,
+    decode_cursor,
+    encode_cursor,
+    where,
+)
 
 #: Columns of ``requests``, in ``RequestRecord.as_row()`` order.
 REQUEST_COLUMNS: tuple[str, ...] = (
@@ -28,24 +30,6 @@ REQUEST_COLUMNS: tuple[str, ...] = (
 )
 _BOOL_COLUMNS = ("stream", "usage_estimated", "flagged")
 KEY_COLUMNS: tuple[str, ...] = ("id", "team", "name", "key_hash", "created_at", "revoked_at")
-
-MAX_LIMIT = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class Dialect:
-    """What differs between the two backends' SQL."""
-
-    json_type: str
-    #: SQL turning ``created_at`` (unix seconds) into its UTC calendar day, ``YYYY-MM-DD``.
-    day_expr: str
-
-
-SQLITE = Dialect(json_type="TEXT",
-                 day_expr="strftime('%Y-%m-%d', created_at, 'unixepoch')")
-POSTGRES = Dialect(json_type="JSONB",
-                   day_expr="to_char(to_timestamp(created_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD')")
-
 
 def schema(dialect: Dialect) -> list[str]:
     """Idempotent DDL statements (``IF NOT EXISTS`` everywhere), run in order."""
@@ -85,15 +69,6 @@ def schema(dialect: Dialect) -> list[str]:
         )""",
         "CREATE INDEX IF NOT EXISTS api_keys_team_created ON api_keys (team, created_at)",
     ]
-
-
-def numbered(sql: str) -> str:
-    """``?`` placeholders to PostgreSQL's ``$n`` (our SQL has no ``?`` inside literals)."""
-    parts = sql.split("?")
-    out = [parts[0]]
-    for n, part in enumerate(parts[1:], start=1):
-        out.append(f"${n}{part}")
-    return "".join(out)
 
 
 # --- requests ------------------------------------------------------------------------------------
@@ -136,32 +111,6 @@ def row_to_dict(row: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class Statement:
-    sql: str
-    params: tuple[Any, ...]
-
-
-def clamp_limit(limit: int) -> int:
-    return max(1, min(MAX_LIMIT, int(limit)))
-
-
-def encode_cursor(created_at: float, request_id: str) -> str:
-    """Opaque cursor naming the last row of a page; ``repr`` keeps the float exact."""
-    raw = f"{created_at!r}|{request_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[float, str]:
-    """Inverse of ``encode_cursor``; a malformed cursor raises ``ValueError``."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created_at, request_id = raw.split("|", 1)
-        return float(created_at), request_id
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise ValueError("invalid cursor") from exc
-
-
 def requests_statement(query: RequestQuery) -> Statement:
     """Newest first, ties on ``created_at`` broken by ``request_id`` descending.
 
@@ -169,19 +118,19 @@ def requests_statement(query: RequestQuery) -> Statement:
     without a second query. The cursor is keyset pagination, so pages stay stable while new
     records arrive.
     """
-    where: list[str] = []
+    conditions: list[str] = []
     params: list[Any] = []
     if query.team is not None:
-        where.append("team = ?")
+        conditions.append("team = ?")
         params.append(query.team)
     if query.flagged is not None:
-        where.append("flagged = ?")
+        conditions.append("flagged = ?")
         params.append(bool(query.flagged))
     if query.cursor:
         created_at, request_id = decode_cursor(query.cursor)
-        where.append("(created_at, request_id) < (?, ?)")
+        conditions.append("(created_at, request_id) < (?, ?)")
         params += [created_at, request_id]
-    sql = (f"SELECT {', '.join(REQUEST_COLUMNS)} FROM requests{_where(where)} "
+    sql = (f"SELECT {', '.join(REQUEST_COLUMNS)} FROM requests{where(conditions)} "
            "ORDER BY created_at DESC, request_id DESC LIMIT ?")
     params.append(clamp_limit(query.limit) + 1)
     return Statement(sql, tuple(params))
@@ -211,20 +160,20 @@ def _group_expr(group_by: GroupBy, dialect: Dialect) -> str:
 
 def spend_statement(query: SpendQuery, dialect: Dialect) -> Statement:
     """Every record counts as a request, refused or failed ones too; sums are over all records."""
-    where: list[str] = []
+    conditions: list[str] = []
     params: list[Any] = []
     if query.team is not None:
-        where.append("team = ?")
+        conditions.append("team = ?")
         params.append(query.team)
     if query.since is not None:
-        where.append("created_at >= ?")
+        conditions.append("created_at >= ?")
         params.append(float(query.since))
     if query.until is not None:
-        where.append("created_at < ?")
+        conditions.append("created_at < ?")
         params.append(float(query.until))
     sql = (f"SELECT {_group_expr(query.group_by, dialect)} AS grp, COUNT(*) AS requests, "
            "SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens, "
-           f"SUM(cost_micros) AS cost_micros FROM requests{_where(where)} GROUP BY grp")
+           f"SUM(cost_micros) AS cost_micros FROM requests{where(conditions)} GROUP BY grp")
     return Statement(sql, tuple(params))
 
 
@@ -239,10 +188,6 @@ def spend_rows(rows: Sequence[Mapping[str, Any]]) -> list[SpendRow]:
                     cost_micros=int(r["cost_micros"] or 0)) for r in rows]
     out.sort(key=lambda s: (-s.cost_micros, s.group))
     return out
-
-
-def _where(conditions: list[str]) -> str:
-    return f" WHERE {' AND '.join(conditions)}" if conditions else ""
 
 
 # --- keys ----------------------------------------------------------------------------------------
