@@ -18,16 +18,15 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from gateway import pipeline
-from gateway.admin import admin_routes, json_response
+from gateway.admin import admin_routes
+from gateway.admin.http import json_response
+from gateway.admin.openapi import openapi_document
 from gateway.auth import bearer_key
 from gateway.errors import GatewayError
-from gateway.metrics import CONTENT_TYPE
-from gateway.openapi import openapi_document
-from gateway.ops import InFlight, Ops
-from gateway.ops_admin import ops_routes
+from gateway.ops.metrics import CONTENT_TYPE
+from gateway.ops.operations import InFlight, Ops
 from gateway.providers.base import Endpoint
 from gateway.render import error_response
-from gateway.review import review_routes
 from gateway.services import Services, build_services
 from gateway.settings import Settings, default_settings, load_settings
 from gateway.ui.routes import ui_routes
@@ -124,8 +123,7 @@ def _ops_routes(s: Services) -> list[Route]:
     return [Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
-            Route("/openapi.json", openapi, methods=["GET"]),
-            *admin_routes(s)]
+            Route("/openapi.json", openapi, methods=["GET"])]
 
 
 def create_app(settings: Settings) -> GatewayApp:
@@ -143,8 +141,8 @@ def create_app(settings: Settings) -> GatewayApp:
                                 Exception: _gateway_error}
     # One endpoint per path, shared by the fast path (POST) and the router (405 otherwise).
     fast = {path: _ApiEndpoint(services, endpoint) for path, endpoint in API_PATHS.items()}
-    routes = [*_api_routes(services, fast), *_ops_routes(services),
-              *review_routes(services), *ui_routes(services), *ops_routes(services)]
+    routes = [*_api_routes(services, fast), *_ops_routes(services), *admin_routes(services),
+              *ui_routes(services)]
     app = GatewayApp(routes=routes, lifespan=lifespan, exception_handlers=handlers,
                      middleware=[Middleware(InFlight, ops=services.ops)])
     app.fast = fast

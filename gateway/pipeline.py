@@ -17,10 +17,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.auth import Principal, bearer_key
 from gateway.bodies import VALIDATORS, read_json
-from gateway.budget import Hold
-from gateway.enforce import Vault
+from gateway.budget.budgets import Hold
 from gateway.errors import GatewayError, ModelNotAllowed, ModelNotFound, error_code_of
-from gateway.guard import StreamGuard
+from gateway.guardrails.enforce import Vault
+from gateway.guardrails.stream_guard import StreamGuard
 from gateway.providers.base import Completion, Endpoint, UpstreamCall, Usage
 from gateway.records import RequestIds, RequestRecord
 from gateway.relay import StreamRelay

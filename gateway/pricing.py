@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from gateway.budget import Estimate
+from gateway.budget.budgets import Estimate
 from gateway.providers.base import Usage
 from gateway.settings import ModelSettings, Settings
 from gateway.tokens import count_messages, count_text

@@ -24,8 +24,8 @@ from gateway.streaming import DONE, event
 from gateway.tokens import count_text
 
 if TYPE_CHECKING:
-    from gateway.budget import Estimate, Hold
-    from gateway.guard import StreamGuard
+    from gateway.budget.budgets import Estimate, Hold
+    from gateway.guardrails.stream_guard import StreamGuard
     from gateway.records import RequestRecord
     from gateway.services import Services
     from gateway.settings import ModelSettings

@@ -9,16 +9,16 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from gateway.audit import Audit
 from gateway.auth import Authenticator
-from gateway.budget import Budgets
-from gateway.guardrails import Guardrails
-from gateway.metrics import Metrics
-from gateway.ops import Ops, build_ops
+from gateway.budget.budgets import Budgets
+from gateway.guardrails.runner import Guardrails
+from gateway.ops.audit import Audit
+from gateway.ops.metrics import Metrics
+from gateway.ops.operations import Ops, build_ops
+from gateway.ops.retention import Retention
 from gateway.pricing import Pricing
 from gateway.providers import Providers
 from gateway.records import RecordWriter, RequestIds, RequestRecord
-from gateway.retention import Retention
 from gateway.settings import ModelSettings, Settings
 from gateway.stores.backends import open_log_store
 from gateway.stores.logs import LogStore

@@ -11,9 +11,9 @@ import orjson
 import pytest
 from aiohttp import web
 
-from gateway.alerts import Alert, AlertSender
 from gateway.auth import Principal
-from gateway.budget import Budgets, Estimate, usd_to_micros
+from gateway.budget.budgets import Budgets, Estimate, usd_to_micros
+from gateway.ops.alerts import Alert, AlertSender
 from gateway.settings import parse_settings
 
 

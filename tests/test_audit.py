@@ -14,8 +14,8 @@ import httpx
 import pytest
 import yaml
 
-from gateway.audit import Audit
 from gateway.cli import main
+from gateway.ops.audit import Audit
 from gateway.stores.backends import open_ops_store
 from gateway.stores.ops import GENESIS, OpsStore, Switch
 from tests.fakes.openai_upstream import FakeOpenAI, running_fake_openai

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from gateway.auth import Principal
-from gateway.budget import Budgets, Estimate, Hold, usd_to_micros
+from gateway.budget.budgets import Budgets, Estimate, Hold, usd_to_micros
 from gateway.errors import BudgetExceeded, InvalidRequest, RateLimited, StoreUnavailable
 from gateway.settings import Settings, TeamSettings, parse_settings
 from gateway.stores.budget_memory import MemoryBudgetStore

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from gateway.cli import main
-from gateway.cli_flags import table
+from gateway.cli.flags import table
 from gateway.stores.sql.flags import flag_id
 from tests.flagdata import BASE, flagged, rule, submit
 from tests.gateway_runner import RunningGateway, run_gateway

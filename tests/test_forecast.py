@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.budget import period_bounds
+from gateway.budget.budgets import period_bounds
+from gateway.budget.forecast import compute
 from gateway.cli import main
-from gateway.forecast import compute
 from gateway.records import RequestRecord
 from tests.fakes.openai_upstream import FakeOpenAI, running_fake_openai
 from tests.gateway_runner import run_gateway

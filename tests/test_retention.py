@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gateway.ops.retention import DAY_S, Retention
 from gateway.records import RequestRecord
-from gateway.retention import DAY_S, Retention
 from gateway.settings import RetentionSettings
 from gateway.stores.logs import FlagQuery, LogStore, RequestQuery, Verdict
 from gateway.stores.logs_sqlite import SqliteLogStore
@@ -82,7 +82,7 @@ async def test_background_loop_survives_a_failing_pass(
         store: CountingStore, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     broken = SqliteLogStore(f"sqlite:///{tmp_path}/never-opened.db")  # every call raises
     retention = Retention(broken, RetentionSettings(interval_s=0.05), first_delay_s=0)
-    with caplog.at_level(logging.WARNING, "gateway.retention"):
+    with caplog.at_level(logging.WARNING, "gateway.ops.retention"):
         retention.start()
         await asyncio.sleep(0.2)
         await retention.stop()

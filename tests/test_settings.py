@@ -120,7 +120,7 @@ def test_check_config_validates_policies(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["default", "strict", "shadow"])
 def test_shipped_policies_load(name: str) -> None:
-    from gateway.policy import load_policy
+    from gateway.guardrails.policy import load_policy
 
     policy = load_policy(ROOT / "policies" / f"{name}.yaml")
     assert policy.input_rules and policy.output_rules

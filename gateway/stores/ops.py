@@ -56,7 +56,7 @@ class Switch:
                 "actor": self.actor, "created_at": self.created_at}
 
 
-#: ``seal(prev_hash, content) -> hash``; see ``gateway.audit.seal``.
+#: ``seal(prev_hash, content) -> hash``; see ``gateway.ops.audit.seal``.
 Seal = Callable[[str, dict[str, Any]], str]
 
 

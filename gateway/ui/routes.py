@@ -22,9 +22,9 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from gateway.admin.review import flag_query, list_page, record_verdict, visible_flag
 from gateway.auth import Principal
 from gateway.errors import AuthenticationFailed, GatewayError
-from gateway.review import flag_query, list_page, record_verdict, visible_flag
 from gateway.services import Services
 from gateway.stores.logs import STATUSES
 from gateway.stores.sql.common import encode_cursor

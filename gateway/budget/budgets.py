@@ -28,9 +28,8 @@ from typing import Any, TypeVar
 
 import orjson
 
-from gateway.alerts import Alert, AlertSender
 from gateway.auth import Principal
-from gateway.budget_scopes import (
+from gateway.budget.scopes import (
     MICROS,
     Estimate,
     LineInfo,
@@ -46,6 +45,7 @@ from gateway.budget_scopes import (
     validated_patch,
 )
 from gateway.errors import BudgetExceeded, InvalidRequest, NotFound, RateLimited, StoreUnavailable
+from gateway.ops.alerts import Alert, AlertSender
 from gateway.records import RequestIds
 from gateway.settings import Settings, TeamSettings
 from gateway.stores.backends import open_budget_store

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.checks.base import Finding, ScanContext, resolve_overlaps
-from gateway.policy import Rule
+from gateway.guardrails.policy import Rule
 
 _PLACEHOLDER = re.compile(r"<([A-Z][A-Z0-9_]*?)_(\d+)>")
 #: Longest placeholder we ever emit; the stream guard never cuts inside one.

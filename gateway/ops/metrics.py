@@ -25,7 +25,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from gateway.records import RequestRecord
 
 if TYPE_CHECKING:
-    from gateway.budget import Budgets
+    from gateway.budget.budgets import Budgets
 
 log = logging.getLogger("gateway.metrics")
 

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from gateway.admin import json_response, parse_limit, parse_time, principal_of, scoped_team
+from gateway.admin.http import json_response, parse_limit, parse_time, principal_of, scoped_team
 from gateway.auth import Principal
 from gateway.errors import InvalidRequest, NotFound
 from gateway.services import Services
@@ -86,7 +86,7 @@ async def list_page(store: LogStore, query: FlagQuery) -> tuple[list[dict[str, A
     return page.items, page.next_cursor
 
 
-def review_routes(s: Services) -> list[Route]:
+def routes(s: Services) -> list[Route]:
     async def list_flags(request: Request) -> Response:
         p = await principal_of(s, request)
         query = flag_query(p, request.query_params, s)

@@ -1,4 +1,4 @@
-"""The ``gateway`` command: ``serve``, ``check-config``, ``flags``, ``spend`` and ``audit``."""
+"""``gateway serve`` (uvicorn, one or more workers) and ``gateway check-config`` (validate)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,9 @@ from typing import Any
 import orjson
 import yaml
 
-from gateway.cli_flags import add_flags_parser, run_flags
-from gateway.cli_ops import add_ops_parsers, run_ops
 from gateway.settings import (
     DEMO_ADMIN_KEY,
     DEMO_KEY,
-    ConfigError,
     Settings,
     default_settings,
     load_settings,
@@ -23,9 +20,7 @@ from gateway.settings import (
 )
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="gateway", description="LLM guardrail gateway")
-    sub = p.add_subparsers(dest="command", required=True)
+def add_serve_parsers(sub: Any) -> None:
     serve = sub.add_parser("serve", help="run the gateway")
     serve.add_argument("--config", help="YAML configuration (default: embedded demo defaults)")
     serve.add_argument("--host")
@@ -34,16 +29,13 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate a configuration and print it")
     check.add_argument("path")
     check.add_argument("--json", action="store_true", help="print JSON instead of YAML")
-    add_flags_parser(sub)
-    add_ops_parsers(sub)
-    return p
 
 
 def _load(path: str | None) -> Settings:
     return load_settings(path) if path else default_settings()
 
 
-def _serve(args: argparse.Namespace) -> int:
+def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings = _load(args.config)
@@ -86,7 +78,7 @@ def _multiprocess_metrics(workers: int) -> str | None:
     import shutil
     import tempfile
 
-    from gateway.metrics import MULTIPROC_ENV
+    from gateway.ops.metrics import MULTIPROC_ENV
 
     path = os.environ.get(MULTIPROC_ENV)
     if path:
@@ -100,8 +92,8 @@ def _multiprocess_metrics(workers: int) -> str | None:
     return path
 
 
-def _check(args: argparse.Namespace) -> int:
-    from gateway.policy import load_policies
+def check_config(args: argparse.Namespace) -> int:
+    from gateway.guardrails.policy import load_policies
 
     settings = load_settings(args.path)
     policies = load_policies(settings)  # every team's policy file must load, checks and all
@@ -113,18 +105,3 @@ def _check(args: argparse.Namespace) -> int:
     names = ", ".join(sorted(policies)) or "none"
     print(f"# {args.path}: OK (policies: {names})", file=sys.stderr)
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    try:
-        if args.command == "serve":
-            return _serve(args)
-        if args.command == "flags":
-            return run_flags(args)
-        if args.command in ("spend", "audit"):
-            return run_ops(args)
-        return _check(args)
-    except ConfigError as exc:
-        print(f"gateway: {exc}", file=sys.stderr)
-        return 1

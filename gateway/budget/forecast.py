@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from gateway.budget_scopes import micros_to_usd, usd_to_micros
+from gateway.budget.scopes import micros_to_usd, usd_to_micros
 
 if TYPE_CHECKING:
-    from gateway.budget import Budgets
+    from gateway.budget.budgets import Budgets
     from gateway.services import Services
     from gateway.stores.logs import LogStore
 

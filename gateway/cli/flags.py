@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import urllib.error
@@ -20,13 +19,9 @@ import urllib.request
 from datetime import UTC, datetime
 from typing import IO, Any
 
-DEFAULT_URL = "http://127.0.0.1:4000"
-TIMEOUT_S = 30.0
+from gateway.cli.api import DEFAULT_URL, AdminApi, CliError, admin_api
+
 _FILTERS = ("team", "status", "check", "rule", "model", "since", "until")
-
-
-class CliError(Exception):
-    """A failure to report in one line on stderr (exit status 1)."""
 
 
 def add_flags_parser(sub: Any) -> None:
@@ -66,8 +61,7 @@ def add_flags_parser(sub: Any) -> None:
 def run_flags(args: argparse.Namespace, out: IO[str] | None = None) -> int:
     out = out or sys.stdout
     try:
-        api = AdminApi(args.url or os.environ.get("GATEWAY_URL") or DEFAULT_URL,
-                       args.key or os.environ.get("GATEWAY_ADMIN_KEY") or "")
+        api = admin_api(args)
         command = args.flags_command
         if command == "list":
             return _list(api, args, out)
@@ -81,42 +75,6 @@ def run_flags(args: argparse.Namespace, out: IO[str] | None = None) -> int:
     except CliError as exc:
         print(f"gateway flags: {exc}", file=sys.stderr)
         return 1
-
-
-class AdminApi:
-    def __init__(self, url: str, key: str) -> None:
-        if not key:
-            raise CliError("no key: pass --key or set GATEWAY_ADMIN_KEY")
-        self.url = url.rstrip("/")
-        self._key = key
-
-    def request(self, method: str, path: str, params: dict[str, Any] | None = None,
-                body: dict[str, Any] | None = None) -> bytes:
-        query = {k: str(v) for k, v in (params or {}).items() if v not in (None, "")}
-        url = self.url + path + ("?" + urllib.parse.urlencode(query) if query else "")
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(url, data=data, method=method, headers={
-            "authorization": f"Bearer {self._key}", "content-type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=TIMEOUT_S) as resp:
-                payload: bytes = resp.read()
-                return payload
-        except urllib.error.HTTPError as exc:
-            raise CliError(f"{exc.code}: {_error_message(exc.read())}") from None
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise CliError(f"cannot reach {self.url}: {reason}") from None
-
-    def json(self, method: str, path: str, params: dict[str, Any] | None = None,
-             body: dict[str, Any] | None = None) -> Any:
-        return json.loads(self.request(method, path, params, body))
-
-
-def _error_message(raw: bytes) -> str:
-    try:
-        return str(json.loads(raw)["error"]["message"])
-    except (ValueError, KeyError, TypeError):
-        return raw.decode(errors="replace")[:200] or "request failed"
 
 
 def _filters(args: argparse.Namespace) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.alerts import Alert, AlertSender
+from gateway.ops.alerts import Alert, AlertSender
 from gateway.records import RequestRecord
 from gateway.settings import AlertRule, AlertsSettings
 

@@ -17,7 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from gateway.checks.base import ScanContext
-from gateway.enforce import (
+from gateway.errors import ContentPolicyViolation, GuardrailTimeout
+from gateway.guardrails.enforce import (
     Applied,
     Detection,
     Vault,
@@ -28,8 +29,7 @@ from gateway.enforce import (
     rule_entries,
     scan,
 )
-from gateway.errors import ContentPolicyViolation, GuardrailTimeout
-from gateway.policy import Policy, Rule, load_policies
+from gateway.guardrails.policy import Policy, Rule, load_policies
 from gateway.records import RequestRecord
 from gateway.settings import Settings
 

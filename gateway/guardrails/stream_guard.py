@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.checks.base import ScanContext
-from gateway.enforce import MAX_PLACEHOLDER_CHARS, Vault, apply, rule_entries
-from gateway.guardrails import Guardrails
-from gateway.policy import Policy
+from gateway.guardrails.enforce import MAX_PLACEHOLDER_CHARS, Vault, apply, rule_entries
+from gateway.guardrails.policy import Policy
+from gateway.guardrails.runner import Guardrails
 from gateway.records import RequestRecord
 
 

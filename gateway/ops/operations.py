@@ -13,16 +13,16 @@ from dataclasses import dataclass, field
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.alerts import AlertSender
-from gateway.audit import Audit
-from gateway.killswitch import KillSwitches
-from gateway.metrics import Metrics
+from gateway.ops.alerts import AlertSender
+from gateway.ops.audit import Audit
+from gateway.ops.killswitch import KillSwitches
+from gateway.ops.metrics import Metrics
+from gateway.ops.slo import SloMonitor
+from gateway.ops.tracing import Tracer
 from gateway.records import RequestRecord
 from gateway.settings import Settings
-from gateway.slo import SloMonitor
 from gateway.stores.backends import open_ops_store
 from gateway.stores.ops import OpsStore
-from gateway.tracing import Tracer
 
 log = logging.getLogger("gateway.ops")
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from gateway.cli_flags import DEFAULT_URL, AdminApi, CliError
+from gateway.cli.api import DEFAULT_URL, AdminApi, CliError, admin_api
 
 BROKEN = 2
 
@@ -48,8 +47,7 @@ def run_ops(args: argparse.Namespace, out: IO[str] | None = None) -> int:
     try:
         if args.command == "audit" and args.audit_command == "verify" and args.config:
             return _verify_local(args, out)
-        api = AdminApi(args.url or os.environ.get("GATEWAY_URL") or DEFAULT_URL,
-                       args.key or os.environ.get("GATEWAY_ADMIN_KEY") or "")
+        api = admin_api(args)
         if args.command == "spend":
             return _spend(api, args, out)
         if args.audit_command == "list":
@@ -137,7 +135,7 @@ def _verify_api(api: AdminApi, args: argparse.Namespace, out: IO[str]) -> int:
 
 
 def _verify_local(args: argparse.Namespace, out: IO[str]) -> int:
-    from gateway.audit import Audit
+    from gateway.ops.audit import Audit
     from gateway.settings import load_settings
     from gateway.stores.backends import open_ops_store
 

@@ -10,14 +10,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.admin import _json_body, _require_admin, json_response, parse_limit, principal_of
-from gateway.audit import actor_of
+from gateway.admin.http import json_body, json_response, parse_limit, principal_of, require_admin
 from gateway.errors import InvalidRequest, NotFound
-from gateway.killswitch import KINDS, Kind
+from gateway.ops.audit import actor_of
+from gateway.ops.killswitch import KINDS, Kind
 from gateway.services import Services
 
 
-def ops_routes(s: Services) -> list[Route]:
+def routes(s: Services) -> list[Route]:
     async def admin(request: Request) -> str:
         return await _admin(s, request)
 
@@ -39,7 +39,7 @@ def ops_routes(s: Services) -> list[Route]:
     async def disable(request: Request) -> Response:
         actor = await admin(request)
         kind, name = target(request)
-        body = await _json_body(request)
+        body = await json_body(request)
         reason = body.get("reason", "")
         if not isinstance(reason, str) or len(reason) > 500:
             raise InvalidRequest("'reason' must be a string of at most 500 characters.",
@@ -66,7 +66,7 @@ def ops_routes(s: Services) -> list[Route]:
 
 async def _admin(s: Services, request: Request) -> str:
     p = await principal_of(s, request)
-    _require_admin(p)
+    require_admin(p)
     return actor_of(p)
 
 
