@@ -22,10 +22,11 @@ from gateway.admin import admin_routes
 from gateway.admin.http import json_response
 from gateway.admin.openapi import openapi_document
 from gateway.auth import bearer_key
+from gateway.dialects import INBOUND
+from gateway.dialects.base import Dialect
 from gateway.errors import GatewayError
 from gateway.ops.metrics import CONTENT_TYPE
 from gateway.ops.operations import InFlight, Ops
-from gateway.providers.base import Endpoint
 from gateway.render import error_response
 from gateway.services import Services, build_services
 from gateway.settings import Settings, default_settings, load_settings
@@ -40,22 +41,20 @@ async def _gateway_error(request: Request, exc: Exception) -> Response:
     return error_response(request, exc)
 
 
-#: The proxied API, served by ``pipeline.serve``: path -> endpoint (with and without ``/v1``).
-_API: tuple[tuple[str, Endpoint], ...] = (
-    ("/chat/completions", "chat"), ("/completions", "completions"), ("/embeddings", "embeddings"))
-API_PATHS: dict[str, Endpoint] = {f"{prefix}{path}": endpoint
-                                  for prefix in ("/v1", "") for path, endpoint in _API}
+#: The proxied API, served by ``pipeline.serve``: path -> dialect (with and without ``/v1``).
+API_PATHS: dict[str, Dialect] = {f"{prefix}{path}": dialect
+                                 for prefix in ("/v1", "") for path, dialect in INBOUND.items()}
 
 
 class _ApiEndpoint:
     """``pipeline.serve`` as a plain ASGI app (Starlette does not wrap a non-function)."""
 
-    def __init__(self, s: Services, endpoint: Endpoint) -> None:
+    def __init__(self, s: Services, dialect: Dialect) -> None:
         self.s = s
-        self.endpoint = endpoint
+        self.dialect = dialect
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await pipeline.serve(self.s, self.endpoint, scope, receive, send)
+        await pipeline.serve(self.s, self.dialect, scope, receive, send)
 
 
 class GatewayApp(Starlette):
@@ -140,7 +139,7 @@ def create_app(settings: Settings) -> GatewayApp:
     handlers: dict[Any, Any] = {GatewayError: _gateway_error, HTTPException: _gateway_error,
                                 Exception: _gateway_error}
     # One endpoint per path, shared by the fast path (POST) and the router (405 otherwise).
-    fast = {path: _ApiEndpoint(services, endpoint) for path, endpoint in API_PATHS.items()}
+    fast = {path: _ApiEndpoint(services, dialect) for path, dialect in API_PATHS.items()}
     routes = [*_api_routes(services, fast), *_ops_routes(services), *admin_routes(services),
               *ui_routes(services)]
     app = GatewayApp(routes=routes, lifespan=lifespan, exception_handlers=handlers,

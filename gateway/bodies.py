@@ -1,9 +1,6 @@
-"""Reading and validating request bodies: size limit, JSON, and the fields the gateway relies on.
+"""Reading a request body: the size limit, checked while reading, and a JSON object or 400.
 
-Validation is deliberately shallow: the gateway checks what it must understand (model, messages,
-stream, token bounds) and passes every other field to the provider untouched, so new OpenAI
-parameters work without a gateway release. Hand-written checks instead of a pydantic model keep
-this off the profile of the hot path.
+What the object must hold is its dialect's business (``gateway.dialects``).
 """
 
 from __future__ import annotations
@@ -14,8 +11,6 @@ import orjson
 from starlette.types import Receive
 
 from gateway.errors import InvalidRequest, RequestTooLarge
-
-_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
 
 async def read_json(receive: Receive, declared_length: str | None, max_bytes: int
@@ -52,68 +47,3 @@ async def read_json(receive: Receive, declared_length: str | None, max_bytes: in
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     return body
-
-
-def _require_model(body: dict[str, Any]) -> str:
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise InvalidRequest("'model' is required and must be a non-empty string.", param="model")
-    return model
-
-
-def _check_common(body: dict[str, Any]) -> None:
-    stream = body.get("stream")
-    if stream is not None and not isinstance(stream, bool):
-        raise InvalidRequest("'stream' must be a boolean.", param="stream")
-    for field in ("max_tokens", "max_completion_tokens", "n"):
-        v = body.get(field)
-        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
-            raise InvalidRequest(f"'{field}' must be a positive integer.", param=field)
-    opts = body.get("stream_options")
-    if opts is not None and not isinstance(opts, dict):
-        raise InvalidRequest("'stream_options' must be an object.", param="stream_options")
-
-
-def validate_chat(body: dict[str, Any]) -> str:
-    """Check a chat completions body; returns the requested model name."""
-    model = _require_model(body)
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise InvalidRequest("'messages' is required and must be a non-empty array.",
-                             param="messages")
-    for i, m in enumerate(messages):
-        if not isinstance(m, dict):
-            raise InvalidRequest(f"messages[{i}] must be an object.", param=f"messages[{i}]")
-        if m.get("role") not in _ROLES:
-            raise InvalidRequest(f"messages[{i}].role must be one of {sorted(_ROLES)}.",
-                                 param=f"messages[{i}].role")
-        content = m.get("content")
-        if content is not None and not isinstance(content, str | list):
-            raise InvalidRequest(f"messages[{i}].content must be a string or an array.",
-                                 param=f"messages[{i}].content")
-    _check_common(body)
-    return model
-
-
-def validate_completions(body: dict[str, Any]) -> str:
-    model = _require_model(body)
-    prompt = body.get("prompt")
-    if not isinstance(prompt, str | list):
-        raise InvalidRequest("'prompt' is required and must be a string or an array.",
-                             param="prompt")
-    _check_common(body)
-    return model
-
-
-def validate_embeddings(body: dict[str, Any]) -> str:
-    model = _require_model(body)
-    value = body.get("input")
-    if not (isinstance(value, str) and value) and not (isinstance(value, list) and value):
-        raise InvalidRequest("'input' is required: a non-empty string or array.", param="input")
-    if body.get("stream"):
-        raise InvalidRequest("Embeddings cannot be streamed.", param="stream")
-    return model
-
-
-VALIDATORS = {"chat": validate_chat, "completions": validate_completions,
-              "embeddings": validate_embeddings}

@@ -1,27 +1,33 @@
-"""The request path of /v1/chat/completions, /v1/completions and /v1/embeddings, top to bottom.
+"""The request path of the proxied APIs, top to bottom, on the call its dialect parsed.
 
-The order of the steps is the spec: authenticate (401), read and validate the body (413/400),
-resolve the model (404/403), reserve the budget (429/503), call the provider (502/504), settle.
-Every request ends as one record, refused or served; every hold is settled or released. A stream
-hands its hold and record to ``StreamRelay``, which settles them when the stream ends.
+The order of the steps is the spec: authenticate (401), read the body and parse it (413/400),
+resolve the model (404/403), reserve the budget (429/503), check the input (400), call the
+provider (502/504), check the output, answer, settle. Every request ends as one record, refused
+or served; every hold is settled or released exactly once, by the one owner ``_Settlement``
+names: this module for an answer or a refusal, the stream relay for a stream.
+
+The dialect is the only code that knows the body's shape; the provider is reached through one
+seam, ``Services.upstream`` (``complete`` / ``stream`` of an ``UpstreamCall``), where a router
+that picks a deployment and runs the attempts can stand in for the provider table.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
 
-import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.auth import Principal, bearer_key
-from gateway.bodies import VALIDATORS, read_json
+from gateway.bodies import read_json
 from gateway.budget.budgets import Hold
+from gateway.budget.meter import StreamMeter
+from gateway.dialects.base import Call, Dialect
 from gateway.errors import GatewayError, ModelNotAllowed, ModelNotFound, error_code_of
 from gateway.guardrails.enforce import Vault
 from gateway.guardrails.stream_guard import StreamGuard
-from gateway.providers.base import Completion, Endpoint, UpstreamCall, Usage
+from gateway.pricing import Estimate
+from gateway.providers.base import Completion, UpstreamCall, Usage
 from gateway.records import RequestIds, RequestRecord
 from gateway.relay import StreamRelay
 from gateway.render import render_error
@@ -63,120 +69,128 @@ def resolve_model(s: Services, principal: Principal, name: str) -> ModelSettings
     return model
 
 
-def _upstream_body(body: dict[str, Any], model: ModelSettings, endpoint: Endpoint
-                   ) -> tuple[dict[str, Any], bool]:
-    """The body the upstream gets, and whether the client itself asked for a usage chunk."""
-    out = dict(body)
-    out["model"] = model.upstream_model
-    wants_usage = False
-    if endpoint != "embeddings" and body.get("stream"):
-        opts = body.get("stream_options")
-        wants_usage = isinstance(opts, dict) and bool(opts.get("include_usage"))
-        # The gateway always needs the usage for billing; it strips the chunk if not asked.
-        out["stream_options"] = {**(opts if isinstance(opts, dict) else {}),
-                                 "include_usage": True}
-    return out, wants_usage
-
-
 @dataclass
-class _Call:
-    """What the steps of one request share (request-scoped; never outlives the request)."""
+class _Settlement:
+    """Who settles this request's hold and submits its record, and at what cost.
+
+    Until ``hand_to_stream``, this module owns both: ``close`` settles the hold at the cost
+    ``priced`` recorded once the upstream answered (0 otherwise, which releases it) and submits
+    the record. From ``hand_to_stream`` on, the stream relay owns both (``StreamRelay.finish``)
+    and ``close`` does nothing. Request-scoped: it never outlives the request.
+    """
 
     record: RequestRecord
     hold: Hold | None = None
-    handed_off: bool = False  # a stream settles and records itself (StreamRelay.finish)
-    cost_micros: int = 0  # what the hold settles at once the upstream answered; else 0 (release)
+    cost_micros: int = 0
     tokens: int = 0
+    _streamed: bool = False
+
+    def priced(self, cost_micros: int, tokens: int) -> None:
+        """The upstream answered: the hold settles at this, even if the answer is withheld."""
+        self.cost_micros, self.tokens = cost_micros, tokens
+
+    def hand_to_stream(self) -> None:
+        self._streamed = True
+
+    async def close(self, s: Services) -> None:
+        if self._streamed:
+            return
+        if self.hold is not None:
+            await self.hold.settle(self.cost_micros, self.tokens)
+        s.submit(self.record)
 
 
-async def serve(s: Services, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send
+async def serve(s: Services, dialect: Dialect, scope: Scope, receive: Receive, send: Send
                 ) -> None:
     """One API request as a plain ASGI call (the fast path: no Starlette middleware stack).
 
     The answer is sent first; then the hold is settled (or released) and the record submitted,
     so the client does not wait for the budget store's round trip, the metrics or the log queue.
-    Errors are rendered here, in OpenAI's shape, by the same renderer as every other route.
+    Errors are rendered here, in the dialect's shape, by the same renderer as every other route.
     """
     auth, rid_header, length = _headers(scope)
     rid = request_id_of(rid_header, s.request_ids)
-    c = _Call(RequestRecord(rid, time.time(), endpoint))
+    settlement = _Settlement(RequestRecord(rid, time.time(), dialect.name))
+    record = settlement.record
     response: ASGIApp
     try:
         try:
-            response = await _serve(s, endpoint, c, auth, receive, length)
+            response = await _serve(s, dialect, settlement, auth, receive, length)
         except GatewayError as exc:
-            c.record.finish(exc.http_status(), error_code_of(exc))
-            response = render_error(exc, rid, scope["path"])
+            record.finish(exc.http_status(), error_code_of(exc))
+            response = render_error(exc, rid, scope["path"], dialect.error_body)
         except Exception as exc:
-            c.record.finish(500, "internal_error")
-            response = render_error(exc, rid, scope["path"])
+            record.finish(500, "internal_error")
+            response = render_error(exc, rid, scope["path"], dialect.error_body)
         except BaseException:
-            c.record.finish(500, "internal_error")
+            record.finish(500, "internal_error")
             raise
         await response(scope, receive, send)
     finally:
-        if not c.handed_off:
-            if c.hold is not None:
-                # Settles what _answer priced; releases a hold whose request was not served.
-                await c.hold.settle(c.cost_micros, c.tokens)
-            s.submit(c.record)
+        await settlement.close(s)
 
 
-async def _serve(s: Services, endpoint: Endpoint, c: _Call, auth: str | None, receive: Receive,
-                 length: str | None) -> JsonAnswer | SSEResponse:
-    record = c.record
+async def _serve(s: Services, dialect: Dialect, settlement: _Settlement, auth: str | None,
+                 receive: Receive, length: str | None) -> JsonAnswer | SSEResponse:
+    record = settlement.record
     principal = await s.auth.authenticate(bearer_key(auth))
     record.team, record.key_id = principal.team_name, principal.key_id
-    body = await read_json(receive, length, s.settings.server.max_body_bytes)
-    name = VALIDATORS[endpoint](body)
-    record.model = name
-    model = resolve_model(s, principal, name)
+    call = dialect.parse(await read_json(receive, length, s.settings.server.max_body_bytes))
+    record.model = call.model
+    model = resolve_model(s, principal, call.model)
     s.ops.switches.check(record.team, model.name)  # 503 model_disabled / team_disabled
     record.upstream_model, record.provider = model.upstream_model, model.provider
-    record.stream = bool(body.get("stream"))
-    estimate = s.pricing.estimate(model, endpoint, body)
-    c.hold = hold = await s.budgets.reserve(principal, estimate)
-    upstream_body, wants_usage = _upstream_body(body, model, endpoint)
+    record.stream = call.stream
+    wire = call.wire
+    estimate = s.pricing.estimate(model, wire.prompt_tokens(call, model.upstream_model),
+                                  call.max_output_tokens, call.choices)
+    settlement.hold = hold = await s.budgets.reserve(principal, estimate)
+    call.body["model"] = model.upstream_model
     policy = s.guardrails.for_team(record.team)
     vault = Vault()
     if policy is not None:
-        vault = await s.guardrails.check_input(policy, endpoint, upstream_body, record)
-    call = UpstreamCall(endpoint, upstream_body, model, record.request_id)
-    provider = s.providers.for_model(model)
+        vault = await s.guardrails.check_input(policy, wire.input_slots(call), call.body, record)
+    upstream = UpstreamCall(call.endpoint, call.body, model, record.request_id)
     started = time.perf_counter()
-    if record.stream:
-        upstream = provider.stream(call)
+    if call.stream:
+        events = s.upstream.stream(upstream)
         try:
-            first = await anext(upstream, None)  # errors before any byte are HTTP errors
+            first = await anext(events, None)  # errors before any byte are HTTP errors
         except BaseException:
-            await upstream.aclose()
+            await events.aclose()
             raise
-        guard = (StreamGuard(s.guardrails, policy, vault, record, body)
+        guard = (StreamGuard(s.guardrails, policy, vault, record, call.body)
                  if policy is not None and policy.guards_output else None)
-        relay = StreamRelay(s, model, hold, record, estimate, first or [b"{}"], upstream,
-                            client_wants_usage=wants_usage, upstream_started=started,
-                            guard=guard)
-        c.handed_off = True
+        meter = StreamMeter(hold, s.pricing.price(model), estimate, model.upstream_model)
+        relay = StreamRelay(call, dialect.stream(call, model.upstream_model), first or [b"{}"],
+                            events, meter, record, s.submit, guard=guard,
+                            upstream_started=started)
+        settlement.hand_to_stream()
         return SSEResponse(relay, {"x-request-id": record.request_id, **hold.headers()})
-    result = await provider.complete(call)
+    result = await s.upstream.complete(upstream)
     record.upstream_ms = (time.perf_counter() - started) * 1e3
-    _price(s, model, c, estimate.prompt_tokens, result)  # paid upstream, even if blocked below
-    if policy is not None and endpoint != "embeddings" and (policy.output_rules or vault):
-        await s.guardrails.check_output(policy, result.data, vault, record, body)
+    _price(s, model, call, estimate, result, settlement)  # paid upstream, even if blocked below
+    if policy is not None and wire.answers_text and (policy.output_rules or vault):
+        if await s.guardrails.check_output(policy, wire.answer_slots(result.data), vault,
+                                           record, call.body):
+            wire.withhold(result.data)
         result.raw = None  # the answer may have changed: serialize it again
-    return _answer(c, result)
+    record.finish_reason = wire.finish_reason(result.data)
+    return _answer(dialect, settlement, hold, result)
 
 
-def _price(s: Services, model: ModelSettings, c: _Call, estimated_prompt: int,
-           result: Completion) -> None:
-    """What the answer cost: the hold settles at this once the answer is sent (``serve``)."""
-    record = c.record
+def _price(s: Services, model: ModelSettings, call: Call, estimate: Estimate,
+           result: Completion, settlement: _Settlement) -> None:
+    """What the answer cost; the hold settles at this once the answer is sent."""
+    record = settlement.record
     usage = result.usage
     if usage is None:
-        usage = Usage(estimated_prompt, _count_output(result.data, model))
+        completion = sum(count_text(t, model.upstream_model)
+                         for t in call.wire.answer_texts(result.data))
+        usage = Usage(estimate.prompt_tokens, completion)
         record.usage_estimated = True
-    c.cost_micros = record.cost_micros = s.pricing.cost(model, usage)
-    c.tokens = usage.total_tokens
+    record.cost_micros = cost = s.pricing.cost(model, usage)
+    settlement.priced(cost, usage.total_tokens)
     record.prompt_tokens, record.completion_tokens = usage.prompt_tokens, usage.completion_tokens
 
 
@@ -197,30 +211,13 @@ class JsonAnswer:
         await send({"type": "http.response.body", "body": self.body})
 
 
-def _answer(c: _Call, result: Completion) -> JsonAnswer:
+def _answer(dialect: Dialect, settlement: _Settlement, hold: Hold, result: Completion
+            ) -> JsonAnswer:
     """The served answer; its budget headers are the reservation's figures with the estimate
     replaced by the actual cost (the store's own settle lands just after the answer is sent)."""
-    hold, record = c.hold, c.record
-    assert hold is not None
-    hold.predict_settled(c.cost_micros, c.tokens)
-    choices = result.data.get("choices")
-    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
-        record.finish_reason = choices[0].get("finish_reason")
+    record = settlement.record
+    hold.predict_settled(settlement.cost_micros, settlement.tokens)
     record.finish(200)
     headers = {"x-request-id": record.request_id,
-               "x-gateway-cost-usd": f"{c.cost_micros / 1e6:.6f}", **hold.headers()}
-    body = result.raw if result.raw is not None else orjson.dumps(result.data)
-    return JsonAnswer(body, headers)
-
-
-def _count_output(data: dict[str, Any], model: ModelSettings) -> int:
-    """Completion tokens of an answer whose upstream reported no usage."""
-    total = 0
-    for choice in data.get("choices") or ():
-        if not isinstance(choice, dict):
-            continue
-        message = choice.get("message")
-        text = message.get("content") if isinstance(message, dict) else choice.get("text")
-        if isinstance(text, str):
-            total += count_text(text, model.upstream_model)
-    return total
+               "x-gateway-cost-usd": f"{settlement.cost_micros / 1e6:.6f}", **hold.headers()}
+    return JsonAnswer(dialect.answer_body(result), headers)

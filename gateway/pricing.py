@@ -17,10 +17,8 @@ from typing import Any
 
 import orjson
 
-from gateway.budget.budgets import Estimate
 from gateway.providers.base import Usage
 from gateway.settings import ModelSettings, Settings
-from gateway.tokens import count_messages, count_text
 
 log = logging.getLogger("gateway.pricing")
 
@@ -29,10 +27,53 @@ FALLBACK_MAX_TOKENS = 4096
 
 
 @dataclass(frozen=True, slots=True)
+class Estimate:
+    """What a request may cost at most, before it is sent: what its budget hold reserves."""
+
+    prompt_tokens: int
+    max_output_tokens: int
+    cost_micros: int
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.max_output_tokens
+
+
+@dataclass(frozen=True, slots=True)
 class ModelPrice:
+    """One model's prices, and the sums a request and a stream need of them."""
+
     input_per_mtok: float  # micro-dollars per token
     output_per_mtok: float
     source: str  # "config" | "litellm" | "unknown"
+
+    def cost(self, usage: Usage) -> int:
+        """Actual cost in micro-dollars."""
+        return math.ceil(usage.prompt_tokens * self.input_per_mtok
+                         + usage.completion_tokens * self.output_per_mtok - 1e-9)
+
+    def output_cost(self, completion_tokens: int) -> int:
+        return math.ceil(completion_tokens * self.output_per_mtok - 1e-9)
+
+    def affordable_output(self, prompt_tokens: int, amount_micros: int) -> int:
+        """The most completion tokens whose ``cost`` with this prompt stays within
+        ``amount_micros`` (-1 if not even none does; 2**62 for "any"). A stream meters against
+        this instead of pricing every chunk; it is recomputed only when its hold grows."""
+        def fits(t: int) -> bool:
+            return self.cost(Usage(prompt_tokens, t)) <= amount_micros
+
+        if not fits(0):
+            return -1
+        hi = 1
+        while fits(hi):  # cost only grows with t: bracket the boundary, then bisect it
+            if hi >= 2**62:
+                return 2**62
+            hi *= 2
+        lo = hi // 2  # fits(lo), not fits(hi)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+        return lo
 
 
 def _litellm_price_table() -> dict[str, Any]:
@@ -82,72 +123,13 @@ class Pricing:
 
     def cost(self, model: ModelSettings, usage: Usage) -> int:
         """Actual cost in micro-dollars."""
-        p = self._prices[model.name]
-        return math.ceil(usage.prompt_tokens * p.input_per_mtok
-                         + usage.completion_tokens * p.output_per_mtok - 1e-9)
+        return self._prices[model.name].cost(usage)
 
-    def affordable_output(self, model: ModelSettings, prompt_tokens: int,
-                          amount_micros: int) -> int:
-        """The most completion tokens whose ``cost`` with this prompt stays within
-        ``amount_micros`` (-1 if not even none does; 2**62 for "any"). A stream meters against
-        this instead of pricing every chunk; it is recomputed only when its hold grows."""
-        def fits(t: int) -> bool:
-            return self.cost(model, Usage(prompt_tokens, t)) <= amount_micros
-
-        if not fits(0):
-            return -1
-        hi = 1
-        while fits(hi):  # cost only grows with t: bracket the boundary, then bisect it
-            if hi >= 2**62:
-                return 2**62
-            hi *= 2
-        lo = hi // 2  # fits(lo), not fits(hi)
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            lo, hi = (mid, hi) if fits(mid) else (lo, mid)
-        return lo
-
-    def output_cost(self, model: ModelSettings, completion_tokens: int) -> int:
-        return math.ceil(completion_tokens * self._prices[model.name].output_per_mtok - 1e-9)
-
-    def estimate(self, model: ModelSettings, endpoint: str, body: dict[str, Any]) -> Estimate:
-        """The most this request may cost: counted prompt plus the output bound."""
-        prompt = count_prompt(model, endpoint, body)
-        if endpoint == "embeddings":
-            max_out = 0
-        else:
-            max_out = _max_output(body) or model.default_max_tokens or FALLBACK_MAX_TOKENS
-            n = body.get("n")
-            if isinstance(n, int) and n > 1:
-                max_out *= n
-        return Estimate(prompt, max_out, self.cost(model, Usage(prompt, max_out)))
-
-
-def _max_output(body: dict[str, Any]) -> int | None:
-    for field in ("max_completion_tokens", "max_tokens"):
-        v = body.get(field)
-        if isinstance(v, int) and v > 0:
-            return v
-    return None
-
-
-def count_prompt(model: ModelSettings, endpoint: str, body: dict[str, Any]) -> int:
-    """Prompt tokens of a chat, legacy-completion or embeddings body, counted with tiktoken."""
-    name = model.upstream_model
-    if endpoint == "chat":
-        return count_messages(body.get("messages") or [], name)
-    key = "prompt" if endpoint == "completions" else "input"
-    value = body.get(key)
-    if isinstance(value, str):
-        return count_text(value, name)
-    if isinstance(value, list):
-        total = 0
-        for item in value:
-            if isinstance(item, str):
-                total += count_text(item, name)
-            elif isinstance(item, int):
-                total += 1  # a token id
-            elif isinstance(item, list):
-                total += len(item)  # a list of token ids
-        return total
-    return 0
+    def estimate(self, model: ModelSettings, prompt_tokens: int, max_output: int | None,
+                 choices: int = 1) -> Estimate:
+        """The most a request may cost: its counted prompt plus its output bound (the model's
+        default when the request sets none) for each answer it asks for."""
+        max_out = (max_output if max_output is not None
+                   else model.default_max_tokens or FALLBACK_MAX_TOKENS) * choices
+        return Estimate(prompt_tokens, max_out,
+                        self._prices[model.name].cost(Usage(prompt_tokens, max_out)))

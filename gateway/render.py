@@ -1,12 +1,14 @@
-"""The one error renderer: every error leaves the gateway in OpenAI's shape.
+"""The one error renderer: status, headers and body of every error the gateway answers with.
 
-Used both by Starlette's exception handlers (every route) and by the API fast path in
-``gateway.pipeline``, which bypasses Starlette's middleware stack and renders its own errors.
+Used both by Starlette's exception handlers (every route: OpenAI's error shape) and by the API
+fast path in ``gateway.pipeline``, which bypasses Starlette's middleware stack and renders its
+own errors in its dialect's shape.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -22,8 +24,10 @@ def error_response(request: Request, exc: Exception) -> Response:
     return render_error(exc, getattr(request.state, "request_id", None), request.url.path)
 
 
-def render_error(exc: Exception, request_id: str | None, path: str) -> Response:
-    """``exc`` as an OpenAI-shaped JSON response; unknown exceptions are logged and become 500."""
+def render_error(exc: Exception, request_id: str | None, path: str,
+                 shape: Callable[[GatewayError], bytes] = GatewayError.body_bytes) -> Response:
+    """``exc`` as a JSON response with a ``shape``d body (OpenAI's unless a dialect says
+    otherwise); unknown exceptions are logged and become 500."""
     if not isinstance(exc, GatewayError):
         if isinstance(exc, HTTPException):
             exc = _http_exception(exc)
@@ -33,7 +37,7 @@ def render_error(exc: Exception, request_id: str | None, path: str) -> Response:
     headers = dict(exc.headers())
     if request_id:
         headers["x-request-id"] = request_id
-    return Response(exc.body_bytes(), status_code=exc.http_status(),
+    return Response(shape(exc), status_code=exc.http_status(),
                     media_type="application/json", headers=headers)
 
 

@@ -18,6 +18,7 @@ from gateway.ops.operations import Ops, build_ops
 from gateway.ops.retention import Retention
 from gateway.pricing import Pricing
 from gateway.providers import Providers
+from gateway.providers.base import Provider
 from gateway.records import RecordWriter, RequestIds, RequestRecord
 from gateway.settings import ModelSettings, Settings
 from gateway.stores.backends import open_log_store
@@ -36,7 +37,9 @@ class Services:
     pricing: Pricing
     metrics: Metrics
     writer: RecordWriter
-    providers: Providers
+    #: The seam of the provider call: ``complete`` / ``stream`` an ``UpstreamCall``. The
+    #: providers of the configured models today; a router of deployments can stand in for it.
+    upstream: Provider
     guardrails: Guardrails
     models: dict[str, ModelSettings] = field(default_factory=dict)
     request_ids: RequestIds = field(default_factory=RequestIds)
@@ -72,7 +75,7 @@ class Services:
         await self.writer.close()
         await self.ops.stop()
         await self.guardrails.close()
-        await self.providers.close()
+        await self.upstream.close()
         await self.budgets.close()
         await self.log_store.close()
 
@@ -90,7 +93,7 @@ def build_services(settings: Settings) -> Services:
     return Services(
         settings=settings, log_store=store, auth=Authenticator(settings, store),
         budgets=budgets, pricing=Pricing(settings), metrics=metrics, writer=writer,
-        providers=Providers(settings.models), guardrails=Guardrails(settings),
+        upstream=Providers(settings.models), guardrails=Guardrails(settings),
         models={m.name: m for m in settings.models},
         ops=build_ops(settings, metrics, budgets.alerts),
     )

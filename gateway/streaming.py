@@ -1,4 +1,4 @@
-"""Server-sent events: frame formatting and an ASGI response that always finishes its stream.
+"""Server-sent events: an ASGI response that always finishes its stream (frames: the dialect's).
 
 Starlette's ``StreamingResponse`` may leave its iterator to the garbage collector when the client
 disconnects (and skips background tasks), which would leave budget holds and request records to
@@ -14,12 +14,6 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 from starlette.types import Message, Receive, Scope, Send
-
-DONE = b"data: [DONE]\n\n"
-
-
-def event(payload: bytes) -> bytes:
-    return b"data: " + payload + b"\n\n"
 
 
 class FrameSource(Protocol):

@@ -1,4 +1,4 @@
-"""Token counting with tiktoken, offline.
+"""Token counting with tiktoken, offline (what is a text and what is a prompt is the dialect's).
 
 tiktoken downloads its encodings on first use; litellm's wheel ships ``cl100k_base`` and
 ``o200k_base`` under ``litellm_core_utils/tokenizers``, so we point ``TIKTOKEN_CACHE_DIR`` there
@@ -12,7 +12,6 @@ import os
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import tiktoken
 
@@ -55,6 +54,17 @@ def count_text(text: str, model: str) -> int:
 _MEMO_MAX_CHARS = 65536
 
 
+def count_chat(texts: Iterable[str], messages: int, model: str) -> int:
+    """OpenAI's chat accounting: the texts of ``messages`` messages, about 3 tokens of framing
+    per message plus 3 to prime the reply. Which texts a message has is its dialect's business."""
+    name = encoding_for(model).name
+    n = 3
+    for text in texts:
+        if text:
+            n += _count(name, text)
+    return n + 3 * messages
+
+
 def _count(encoding: str, text: str) -> int:
     if len(text) <= _MEMO_MAX_CHARS:
         return _count_memo(encoding, text)
@@ -67,37 +77,6 @@ def _count_memo(encoding: str, text: str) -> int:
     request, so most message texts have been counted before: hashing a text is ~50x cheaper
     than encoding it. Bounded, and a pure function of its arguments."""
     return len(_encoding(encoding).encode_ordinary(text))
-
-
-def message_texts(messages: Iterable[Any]) -> list[str]:
-    """Every piece of text in chat messages: content strings, text parts, tool calls and names."""
-    out: list[str] = []
-    for m in messages:
-        if not isinstance(m, dict):
-            continue
-        content = m.get("content")
-        if isinstance(content, str):
-            out.append(content)
-        elif isinstance(content, list):
-            for part in content:
-                if isinstance(part, dict) and isinstance(part.get("text"), str):
-                    out.append(part["text"])
-        for call in m.get("tool_calls") or ():
-            fn = call.get("function") if isinstance(call, dict) else None
-            if isinstance(fn, dict):
-                out.append(str(fn.get("name") or ""))
-                out.append(str(fn.get("arguments") or ""))
-    return out
-
-
-def count_messages(messages: list[Any], model: str) -> int:
-    """OpenAI's chat accounting: about 3 tokens of framing per message plus 3 to prime the reply."""
-    name = encoding_for(model).name
-    n = 3
-    for text in message_texts(messages):
-        if text:
-            n += _count(name, text)
-    return n + 3 * len(messages)
 
 
 def warm_up(models: Iterable[str] = ()) -> None:

@@ -12,8 +12,9 @@ import pytest
 from aiohttp import web
 
 from gateway.auth import Principal
-from gateway.budget.budgets import Budgets, Estimate, usd_to_micros
+from gateway.budget.budgets import Budgets, usd_to_micros
 from gateway.ops.alerts import Alert, AlertSender
+from gateway.pricing import Estimate
 from gateway.settings import parse_settings
 
 

@@ -22,8 +22,9 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from gateway.auth import Principal
-from gateway.budget.budgets import Budgets, Estimate, Hold, usd_to_micros
+from gateway.budget.budgets import Budgets, Hold, usd_to_micros
 from gateway.errors import BudgetExceeded, InvalidRequest, RateLimited, StoreUnavailable
+from gateway.pricing import Estimate
 from gateway.settings import Settings, TeamSettings, parse_settings
 from gateway.stores.budget_memory import MemoryBudgetStore
 

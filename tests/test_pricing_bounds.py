@@ -1,4 +1,4 @@
-"""``Pricing.affordable_output``: the stream meter's shortcut must agree with ``Pricing.cost``."""
+"""``ModelPrice.affordable_output``: the stream meter's shortcut agrees with ``ModelPrice.cost``."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def _pricing(input_per_mtok: float, output_per_mtok: float) -> tuple[Pricing, ob
 def test_the_bound_is_the_exact_boundary_of_cost(inp: float, out: float, prompt: int,
                                                  amount: int) -> None:
     pricing, model = _pricing(inp, out)
-    t = pricing.affordable_output(model, prompt, amount)  # type: ignore[arg-type]
+    t = pricing.price(model).affordable_output(prompt, amount)  # type: ignore[arg-type]
     if t >= 0:
         assert pricing.cost(model, Usage(prompt, t)) <= amount  # type: ignore[arg-type]
     else:

@@ -31,7 +31,6 @@ import orjson
 from gateway.auth import Principal
 from gateway.budget.scopes import (
     MICROS,
-    Estimate,
     LineInfo,
     TeamConfig,
     key_scopes,
@@ -46,6 +45,7 @@ from gateway.budget.scopes import (
 )
 from gateway.errors import BudgetExceeded, InvalidRequest, NotFound, RateLimited, StoreUnavailable
 from gateway.ops.alerts import Alert, AlertSender
+from gateway.pricing import Estimate
 from gateway.records import RequestIds
 from gateway.settings import Settings, TeamSettings
 from gateway.stores.backends import open_budget_store
@@ -64,7 +64,7 @@ from gateway.stores.budget_memory import MemoryBudgetStore
 from gateway.stores.budget_rules import ns
 
 # Re-exported: the request path, pricing and admin import these from here.
-__all__ = ["Budgets", "Estimate", "Hold", "micros_to_usd", "period_bounds", "period_id",
+__all__ = ["Budgets", "Hold", "micros_to_usd", "period_bounds", "period_id",
            "usd_to_micros"]
 
 log = logging.getLogger("gateway.budget")

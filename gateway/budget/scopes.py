@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from gateway.auth import Principal
 from gateway.errors import InvalidRequest
+from gateway.pricing import Estimate
 from gateway.settings import BudgetSettings, LimitsSettings, Period, TeamSettings
 from gateway.stores.budget import UNLIMITED, BudgetLine, Counter, RateLine
 
@@ -30,19 +31,6 @@ def usd_to_micros(usd: float) -> int:
 
 def micros_to_usd(micros: int) -> float:
     return micros / MICROS
-
-
-@dataclass(frozen=True, slots=True)
-class Estimate:
-    """What a request may cost at most, before it is sent."""
-
-    prompt_tokens: int
-    max_output_tokens: int
-    cost_micros: int
-
-    @property
-    def tokens(self) -> int:
-        return self.prompt_tokens + self.max_output_tokens
 
 
 def period_bounds(period: Period, now: float) -> tuple[datetime, datetime | None]:

@@ -12,9 +12,9 @@ import asyncio
 import hashlib
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from gateway.checks.base import ScanContext
 from gateway.errors import ContentPolicyViolation, GuardrailTimeout
@@ -23,8 +23,6 @@ from gateway.guardrails.enforce import (
     Detection,
     Vault,
     apply,
-    input_slots,
-    output_slots,
     prefiltered,
     rule_entries,
     scan,
@@ -41,6 +39,15 @@ MAX_CONCURRENT_SCANS = 32
 #: Input texts whose detections are remembered (about 100 bytes each).
 MEMO_ENTRIES = 8192
 _SEPARATOR = "\n\n"
+
+
+class TextSlot(Protocol):
+    """A text of a request or an answer, wherever its dialect keeps it; ``set`` rewrites it."""
+
+    @property
+    def text(self) -> str: ...
+
+    def set(self, value: str) -> None: ...
 
 
 class Guardrails:
@@ -131,19 +138,19 @@ class Guardrails:
 
     # -- input --------------------------------------------------------------------------------
 
-    async def check_input(self, policy: Policy, endpoint: str, body: dict[str, Any],
-                          record: RequestRecord) -> Vault:
-        """Scan and rewrite ``body`` in place (the upstream's copy); raise on an input block."""
+    async def check_input(self, policy: Policy, slots: Sequence[TextSlot],
+                          request: Mapping[str, Any], record: RequestRecord) -> Vault:
+        """Scan the request's texts and rewrite them in place (they are the upstream's copy);
+        raise on an input block. ``request`` is the body the checks may read (``model``)."""
         vault = Vault()
         if not policy.input_rules:
             return vault
-        ctx = ScanContext("input", body)
+        ctx = ScanContext("input", request)
         enforce = not policy.shadow
         stored: list[str] = []
         entries: list[dict[str, Any]] = []
         blocked = False
         base = 0
-        slots = input_slots(endpoint, body)
         found = await self.detect_all(policy.input_rules, [s.text for s in slots], ctx)
         for slot, dets in zip(slots, found, strict=True):
             result: Applied = apply(slot.text, dets, vault, enforce=enforce)
@@ -167,10 +174,10 @@ class Guardrails:
 
     # -- output (non-streamed) ----------------------------------------------------------------
 
-    async def check_output(self, policy: Policy, data: dict[str, Any], vault: Vault,
-                           record: RequestRecord, request: dict[str, Any]) -> bool:
-        """Apply output rules and restore placeholders in ``data``; True if it was blocked."""
-        slots = output_slots(data)
+    async def check_output(self, policy: Policy, slots: Sequence[TextSlot], vault: Vault,
+                           record: RequestRecord, request: Mapping[str, Any]) -> bool:
+        """Apply output rules to an answer's texts and restore placeholders in them, in place;
+        True when the answer must be withheld (its dialect knows how)."""
         entries: list[dict[str, Any]] = []
         stored: list[str] = []
         blocked = False
@@ -189,23 +196,7 @@ class Guardrails:
         if entries or record.flagged:
             _note(record, entries)
             record.review_response = _SEPARATOR.join(stored)
-        if blocked:
-            withhold(data)
         return blocked
-
-
-def withhold(data: dict[str, Any]) -> None:
-    """A blocked non-streamed answer: empty content, ``finish_reason: content_filter``."""
-    for choice in data.get("choices") or ():
-        if not isinstance(choice, dict):
-            continue
-        choice["finish_reason"] = "content_filter"
-        msg = choice.get("message")
-        if isinstance(msg, dict):
-            msg["content"] = ""
-            msg.pop("tool_calls", None)
-        if "text" in choice:
-            choice["text"] = ""
 
 
 def _note(record: RequestRecord, entries: list[dict[str, Any]]) -> None:

@@ -19,9 +19,26 @@ from typing import Any
 import orjson
 
 from gateway.providers.base import Completion, UpstreamCall, Usage
-from gateway.tokens import count_messages, count_text, message_texts
+from gateway.tokens import count_chat, count_text
 
 EMBEDDING_DIMS = 16
+
+
+def _texts(messages: list[Any]) -> list[str]:
+    """The texts of chat messages as the mock model reads them (it stands in for an upstream,
+    so it reads its input itself): content, text parts, tool-call names and arguments."""
+    out: list[str] = []
+    for m in messages:
+        if not isinstance(m, dict):
+            continue
+        content = m.get("content")
+        parts = content if isinstance(content, list) else [{"text": content}]
+        out += [p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str)]
+        for call in m.get("tool_calls") or ():
+            fn = call.get("function") if isinstance(call, dict) else None
+            if isinstance(fn, dict):
+                out += [str(fn.get("name") or ""), str(fn.get("arguments") or "")]
+    return out
 
 
 def _reply_text(call: UpstreamCall) -> str:
@@ -31,7 +48,7 @@ def _reply_text(call: UpstreamCall) -> str:
     else:
         users = [m for m in call.body.get("messages") or [] if isinstance(m, dict)
                  and m.get("role") == "user"]
-        texts = message_texts(users[-1:])
+        texts = _texts(users[-1:])
         text = " ".join(texts)
     reply = f"Echo: {text}" if text else "Echo."
     limit = call.body.get("max_completion_tokens") or call.body.get("max_tokens")
@@ -85,7 +102,8 @@ class MockProvider:
             prompt = call.body.get("prompt")
             pt = count_text(prompt if isinstance(prompt, str) else str(prompt), name)
         else:
-            pt = count_messages(call.body.get("messages") or [], name)
+            messages = call.body.get("messages") or []
+            pt = count_chat(_texts(messages), len(messages), name)
         return Usage(pt, count_text(reply, name))
 
     def _embeddings(self, call: UpstreamCall, model: str) -> Completion:

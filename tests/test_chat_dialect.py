@@ -1,0 +1,106 @@
+"""The chat dialect is the one place that knows where text lives in OpenAI bodies, answers and
+chunks: what it finds, what it rewrites, and what it renders."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+import pytest
+
+from gateway.dialects import INBOUND
+from gateway.dialects.chat.api import CHAT, COMPLETIONS, EMBEDDINGS
+from gateway.errors import InvalidRequest, UpstreamError
+from gateway.providers.base import Usage
+
+CHAT_BODY: dict[str, Any] = {
+    "model": "m", "stream": True, "max_tokens": 7, "n": 2,
+    "messages": [
+        {"role": "system", "content": "sys"},
+        {"role": "user", "content": [{"type": "text", "text": "part"},
+                                     {"type": "image_url", "image_url": {"url": "x"}}]},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "result"},
+    ]}
+
+
+def test_every_inbound_path_has_a_dialect_named_like_its_endpoint() -> None:
+    assert {p: d.name for p, d in INBOUND.items()} == {
+        "/chat/completions": "chat", "/completions": "completions", "/embeddings": "embeddings"}
+
+
+def test_parse_builds_the_call_and_the_providers_copy() -> None:
+    call = CHAT.parse(CHAT_BODY)
+    assert (call.endpoint, call.model, call.stream, call.max_output_tokens, call.choices) == (
+        "chat", "m", True, 7, 2)
+    assert call.wire is CHAT and not call.wants_usage
+    assert call.body["stream_options"] == {"include_usage": True}  # billing needs the usage
+    assert "stream_options" not in CHAT_BODY  # the client's body is not changed
+    assert EMBEDDINGS.parse({"model": "e", "input": "x"}).max_output_tokens == 0
+    with pytest.raises(InvalidRequest):
+        CHAT.parse({"model": "m", "messages": []})
+
+
+def test_input_slots_cover_every_role_part_and_tool_call() -> None:
+    call = CHAT.parse(CHAT_BODY)
+    slots = CHAT.input_slots(call)
+    assert [s.text for s in slots] == ["sys", "part", "{}", "result"]
+    slots[0].set("SYS")
+    assert call.body["messages"][0]["content"] == "SYS"
+    legacy = COMPLETIONS.parse({"model": "m", "prompt": ["a", [1, 2], "b"]})
+    assert [s.text for s in COMPLETIONS.input_slots(legacy)] == ["a", "b"]
+    assert COMPLETIONS.prompt_tokens(legacy, "gpt-4o") == 1 + 2 + 1
+
+
+def test_answers_slots_and_withholding() -> None:
+    data = {"choices": [{"index": 0, "finish_reason": "stop", "message": {
+        "role": "assistant", "content": "hi", "tool_calls": [
+            {"function": {"name": "f", "arguments": "{\"a\": 1}"}}]}}]}
+    assert [s.text for s in CHAT.answer_slots(data)] == ["hi", "{\"a\": 1}"]
+    assert CHAT.answer_texts(data) == ["hi"] and CHAT.finish_reason(data) == "stop"
+    CHAT.withhold(data)
+    assert data["choices"][0] == {"index": 0, "finish_reason": "content_filter",
+                                  "message": {"role": "assistant", "content": ""}}
+    assert not EMBEDDINGS.answers_text
+
+
+def test_stream_events_are_read_and_rendered() -> None:
+    chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "up",
+             "choices": [{"index": 0, "delta": {"content": "he", "tool_calls": [
+                 {"index": 0, "function": {"arguments": "{}"}}]}, "finish_reason": "stop"}],
+             "usage": {"prompt_tokens": 3, "completion_tokens": 2}}
+    event = CHAT.read_event(chunk)
+    assert (event.texts, event.usage, event.finish_reason, event.has_content) == (
+        ["he", "{}"], Usage(3, 2), "stop", True)
+    with pytest.raises(UpstreamError):
+        CHAT.read_event({"error": {"message": "boom"}})
+    out = CHAT.stream(CHAT.parse(CHAT_BODY), "up")
+    out.seen(chunk)
+    assert out.event(chunk, b"{}") == b"data: {}\n\n"
+    end = orjson.loads(out.end("length")[len(b"data: "):])
+    assert (end["id"], end["model"], end["choices"]) == (
+        "c", "up", [{"index": 0, "delta": {}, "finish_reason": "length"}])
+    assert out.done() == b"data: [DONE]\n\n"
+
+
+class _Upper:
+    """A stream filter that releases text upper-cased, at once."""
+
+    blocked = False
+
+    async def feed(self, key: tuple[int, int], text: str) -> str:
+        return text.upper()
+
+    async def finish(self, key: tuple[int, int]) -> str:
+        return ""
+
+    def tool_keys(self, index: int) -> list[tuple[int, int]]:
+        return []
+
+
+def test_guarding_an_event_rewrites_its_texts_in_place() -> None:
+    chunk = {"choices": [{"index": 0, "delta": {"content": "abc"}, "finish_reason": None}]}
+    assert asyncio.run(CHAT.guard_event(chunk, _Upper()))
+    assert chunk["choices"][0]["delta"]["content"] == "ABC"
