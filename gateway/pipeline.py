@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.auth import Principal, bearer_key
 from gateway.bodies import read_json
-from gateway.budget.budgets import Hold
+from gateway.budget.hold import Hold
 from gateway.budget.meter import StreamMeter
 from gateway.dialects.base import Call, Dialect
 from gateway.errors import GatewayError, ModelNotAllowed, ModelNotFound, error_code_of

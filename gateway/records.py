@@ -33,6 +33,41 @@ class RequestIds:
         return f"{self._prefix}{self._next():08x}"
 
 
+@dataclass(frozen=True, slots=True)
+class FindingEntry:
+    """One finding of a fired rule: its label and score, and where it is in the stored text
+    (offsets into the redacted copy, never the matched text)."""
+
+    label: str
+    score: float
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class RuleEntry:
+    """A rule that fired on a request. Stored as JSON with the record and the review item, in
+    this field order (``public``)."""
+
+    rule: str
+    check: str
+    action: str  # block | redact | mask | flag
+    direction: str  # input | output ("" in records written before it was kept)
+    shadow: bool
+    findings: tuple[FindingEntry, ...]
+
+    @property
+    def queues(self) -> bool:
+        """Whether it puts the request in the review queue."""
+        return self.action in ("block", "flag")
+
+    def public(self) -> dict[str, Any]:
+        return {"rule": self.rule, "check": self.check, "action": self.action,
+                "direction": self.direction, "shadow": self.shadow,
+                "findings": [{"label": f.label, "score": f.score, "start": f.start, "end": f.end}
+                             for f in self.findings]}
+
+
 @dataclass(slots=True)
 class RequestRecord:
     """One logged request. Mutable while the request runs; frozen in practice once submitted."""
@@ -57,13 +92,20 @@ class RequestRecord:
     error_code: str | None = None
     finish_reason: str | None = None
     flagged: bool = False
-    #: Rules that fired: [{rule, check, action, findings: [{label, score, start, end}]}].
-    rules: list[dict[str, Any]] = field(default_factory=list)
+    #: Rules that fired, in the order they fired (``note_rules``).
+    rules: list[RuleEntry] = field(default_factory=list)
     #: The redacted prompt and response, kept only for flagged records (the review queue).
     #: Never raw text: the policy code fills these from its redacted views.
     review_prompt: str | None = None
     review_response: str | None = None
     started: float = field(default_factory=time.perf_counter, repr=False)
+
+    def note_rules(self, entries: list[RuleEntry]) -> None:
+        """Rules fired on this request; a ``block`` or ``flag`` puts it in the review queue.
+        The one place a fired rule is noted, for requests, answers and streams alike."""
+        self.rules += entries
+        if any(e.queues for e in entries):
+            self.flagged = True
 
     def finish(self, status: int, error_code: str | None = None) -> None:
         self.status = status
@@ -93,7 +135,7 @@ class RequestRecord:
             "error_code": self.error_code,
             "finish_reason": self.finish_reason,
             "flagged": self.flagged,
-            "rules": self.rules,
+            "rules": [e.public() for e in self.rules],
         }
 
 

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from gateway.records import RequestRecord
+from gateway.records import FindingEntry, RequestRecord, RuleEntry
 from tests.gateway_runner import RunningGateway
 
 BASE = 1_699_920_000.0
 
 
-def rule(name: str, check: str, action: str = "flag") -> dict[str, Any]:
-    return {"rule": name, "check": check, "action": action,
-            "findings": [{"label": "EMAIL_ADDRESS", "score": 0.93, "start": 8, "end": 23}]}
+def rule(name: str, check: str, action: str = "flag") -> RuleEntry:
+    return RuleEntry(name, check, action, "", False, (FindingEntry("EMAIL_ADDRESS", 0.93, 8, 23),))
 
 
 def flagged(request_id: str, at: float, team: str = "search", model: str = "gpt-test",
-            rules: list[dict[str, Any]] | None = None) -> RequestRecord:
+            rules: list[RuleEntry] | None = None) -> RequestRecord:
     return RequestRecord(request_id=request_id, created_at=at, endpoint="chat", team=team,
                          key_id="cfg:client", model=model, flagged=True,
                          rules=rules or [rule("emails", "pii")],

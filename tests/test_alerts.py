@@ -12,7 +12,8 @@ import pytest
 from aiohttp import web
 
 from gateway.auth import Principal
-from gateway.budget.budgets import Budgets, usd_to_micros
+from gateway.budget.budgets import Budgets
+from gateway.budget.scopes import usd_to_micros
 from gateway.ops.alerts import Alert, AlertSender
 from gateway.pricing import Estimate
 from gateway.settings import parse_settings

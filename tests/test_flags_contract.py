@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from gateway.records import RequestRecord
+from gateway.records import FindingEntry, RequestRecord, RuleEntry
 from gateway.stores.backends import open_log_store
 from gateway.stores.logs import FlagQuery, LogStore, RequestQuery, RuleStat, Verdict
 from gateway.stores.sql.flags import flag_id
@@ -23,7 +23,7 @@ DAY = 86400.0
 
 
 def flagged(request_id: str, created_at: float = BASE, *, team: str = "search",
-            model: str = "gpt-test", rules: list[dict[str, Any]] | None = None,
+            model: str = "gpt-test", rules: list[RuleEntry] | None = None,
             **fields: Any) -> RequestRecord:
     rules = rules if rules is not None else [rule("emails", "pii")]
     return RequestRecord(request_id=request_id, created_at=created_at, endpoint="chat",
@@ -32,9 +32,8 @@ def flagged(request_id: str, created_at: float = BASE, *, team: str = "search",
                          review_response="ok", **fields)
 
 
-def rule(name: str, check: str, action: str = "flag") -> dict[str, Any]:
-    return {"rule": name, "check": check, "action": action,
-            "findings": [{"label": "EMAIL_ADDRESS", "score": 0.9, "start": 5, "end": 20}]}
+def rule(name: str, check: str, action: str = "flag") -> RuleEntry:
+    return RuleEntry(name, check, action, "", False, (FindingEntry("EMAIL_ADDRESS", 0.9, 5, 20),))
 
 
 def verdict(v: str, at: float = BASE + 10, note: str = "") -> Verdict:
@@ -77,7 +76,8 @@ async def test_flagged_record_becomes_an_open_item(store: LogStore) -> None:
     assert page.next_cursor is None
     assert page.items == [{
         "id": flag_id("req-1"), "request_id": "req-1", "team": "search", "key_id": "cfg:k1",
-        "model": "gpt-test", "created_at": BASE, "status": "open", "rules": r.rules,
+        "model": "gpt-test", "created_at": BASE, "status": "open",
+        "rules": [e.public() for e in r.rules],
         "prompt": "mail <EMAIL_ADDRESS> now", "response": "ok", "reviewed_at": None,
         "reviews": [],
     }]

@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.budget.budgets import period_bounds
 from gateway.budget.forecast import compute
+from gateway.budget.scopes import period_bounds
 from gateway.cli import main
 from gateway.records import RequestRecord
 from tests.fakes.openai_upstream import FakeOpenAI, running_fake_openai

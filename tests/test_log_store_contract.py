@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from gateway.records import RecordWriter, RequestRecord
+from gateway.records import FindingEntry, RecordWriter, RequestRecord, RuleEntry
 from gateway.stores.backends import open_log_store
 from gateway.stores.logs import (
     LogStore,
@@ -75,9 +75,8 @@ async def test_every_field_round_trips(store: LogStore) -> None:
                prompt_tokens=1234, completion_tokens=567, cost_micros=9_876_543_210,
                usage_estimated=True, latency_ms=812.25, ttft_ms=95.5, upstream_ms=790.125,
                status=200, finish_reason="stop", flagged=True,
-               rules=[{"rule": "input.0", "check": "pii", "action": "mask",
-                       "findings": [{"label": "EMAIL_ADDRESS", "score": 0.95,
-                                     "start": 3, "end": 20}]}])
+               rules=[RuleEntry("input.0", "pii", "mask", "input", False,
+                                (FindingEntry("EMAIL_ADDRESS", 0.95, 3, 20),))])
     bare = rec("req-bare", BASE, status=401, error_code="invalid_api_key")
     await store.write_records([full, bare])
 

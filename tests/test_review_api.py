@@ -81,7 +81,7 @@ def test_item_shape(gw: RunningGateway) -> None:
         "model": "gpt-test", "status": "open", "prompt": "mail to <EMAIL_ADDRESS> please",
         "reviews": []}
     assert item["created_at"] == BASE + 3
-    assert item["rules"][1] == rule("hosts", "regex")
+    assert item["rules"][1] == rule("hosts", "regex").public()
     assert set(item["rules"][0]["findings"][0]) == {"label", "score", "start", "end"}
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.records import RequestRecord
+from gateway.records import FindingEntry, RequestRecord, RuleEntry
 from gateway.stores.sql.flags import flag_id
 from tests.flagdata import submit
 from tests.gateway_runner import RunningGateway, run_gateway
@@ -43,7 +43,10 @@ def item(rid: str, age_h: float, team: str, model: str, prompt: str, response: s
          rules: list[dict[str, Any]]) -> RequestRecord:
     return RequestRecord(request_id=rid, created_at=time.time() - age_h * HOUR, endpoint="chat",
                          team=team, key_id="cfg:app-prod", model=model, flagged=True,
-                         rules=rules, review_prompt=prompt, review_response=response,
+                         rules=[RuleEntry(r["rule"], r["check"], r["action"], r["direction"],
+                                          False, tuple(FindingEntry(**f) for f in r["findings"]))
+                                for r in rules],
+                         review_prompt=prompt, review_response=response,
                          prompt_tokens=420, completion_tokens=180, cost_micros=2_150)
 
 

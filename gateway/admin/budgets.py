@@ -18,8 +18,8 @@ from gateway.admin.http import (
     require_admin,
     scoped_team,
 )
-from gateway.budget.budgets import micros_to_usd
 from gateway.budget.forecast import forecasts
+from gateway.budget.scopes import micros_to_usd
 from gateway.errors import InvalidRequest
 from gateway.services import Services
 from gateway.stores.logs import RequestQuery, SpendQuery

@@ -9,7 +9,7 @@ granted the stream must end (the relay ends it with ``finish_reason: "length"``)
 
 from __future__ import annotations
 
-from gateway.budget.budgets import Hold
+from gateway.budget.hold import Hold
 from gateway.pricing import Estimate, ModelPrice
 from gateway.providers.base import Usage
 from gateway.tokens import count_text

@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from gateway.checks.base import Finding, ScanContext, resolve_overlaps
 from gateway.guardrails.policy import Rule
+from gateway.records import FindingEntry, RuleEntry
 
 _PLACEHOLDER = re.compile(r"<([A-Z][A-Z0-9_]*?)_(\d+)>")
 #: Longest placeholder we ever emit; the stream guard never cuts inside one.
@@ -140,16 +140,14 @@ def _is_verdict(d: Detection) -> bool:
 
 
 def rule_entries(fired: Iterable[tuple[Detection, int, int]], *, shadow: bool, base: int = 0
-                 ) -> list[dict[str, Any]]:
-    """The record's ``rules``: one entry per rule that fired, findings as label/score/offsets."""
-    by_rule: dict[tuple[str, str], dict[str, Any]] = {}
+                 ) -> list[RuleEntry]:
+    """The record's entries: one per rule that fired, findings as label/score/offsets (``base``
+    is where this text starts in the stored copy)."""
+    by_rule: dict[tuple[str, str], tuple[Rule, list[FindingEntry]]] = {}
     for d, start, end in fired:
         r = d.rule
-        entry = by_rule.get((r.direction, r.name))
-        if entry is None:
-            entry = by_rule[(r.direction, r.name)] = {
-                "rule": r.name, "check": r.check_name, "action": r.action,
-                "direction": r.direction, "shadow": shadow, "findings": []}
-        entry["findings"].append({"label": d.finding.label, "score": round(d.finding.score, 4),
-                                  "start": base + start, "end": base + end})
-    return list(by_rule.values())
+        found = by_rule.setdefault((r.direction, r.name), (r, []))[1]
+        found.append(FindingEntry(d.finding.label, round(d.finding.score, 4),
+                                  base + start, base + end))
+    return [RuleEntry(r.name, r.check_name, r.action, r.direction, shadow, tuple(found))
+            for r, found in by_rule.values()]

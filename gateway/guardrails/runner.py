@@ -28,7 +28,7 @@ from gateway.guardrails.enforce import (
     scan,
 )
 from gateway.guardrails.policy import Policy, Rule, load_policies
-from gateway.records import RequestRecord
+from gateway.records import RequestRecord, RuleEntry
 from gateway.settings import Settings
 
 log = logging.getLogger("gateway.guardrails")
@@ -148,7 +148,7 @@ class Guardrails:
         ctx = ScanContext("input", request)
         enforce = not policy.shadow
         stored: list[str] = []
-        entries: list[dict[str, Any]] = []
+        entries: list[RuleEntry] = []
         blocked = False
         base = 0
         found = await self.detect_all(policy.input_rules, [s.text for s in slots], ctx)
@@ -162,14 +162,14 @@ class Guardrails:
             stored.append(result.stored)
             base += len(result.stored) + len(_SEPARATOR)
         if entries:
-            _note(record, entries)
+            record.note_rules(entries)
         # Kept on the record for the review queue, in case this request is flagged later (by
         # an output rule). Only the version with every finding replaced is ever kept.
         record.review_prompt = _SEPARATOR.join(stored)
         if blocked:
             raise ContentPolicyViolation(
                 "The request was blocked by the content policy: "
-                + ", ".join(sorted({e["rule"] for e in entries if e["action"] == "block"})) + ".")
+                + ", ".join(sorted({e.rule for e in entries if e.action == "block"})) + ".")
         return vault
 
     # -- output (non-streamed) ----------------------------------------------------------------
@@ -178,7 +178,7 @@ class Guardrails:
                            record: RequestRecord, request: Mapping[str, Any]) -> bool:
         """Apply output rules to an answer's texts and restore placeholders in them, in place;
         True when the answer must be withheld (its dialect knows how)."""
-        entries: list[dict[str, Any]] = []
+        entries: list[RuleEntry] = []
         stored: list[str] = []
         blocked = False
         base = 0
@@ -194,13 +194,7 @@ class Guardrails:
             base += len(result.stored) + len(_SEPARATOR)
             slot.set(vault.restore(result.text))
         if entries or record.flagged:
-            _note(record, entries)
+            record.note_rules(entries)
             record.review_response = _SEPARATOR.join(stored)
         return blocked
 
-
-def _note(record: RequestRecord, entries: list[dict[str, Any]]) -> None:
-    """Record the rules that fired; block and flag put the request in the review queue."""
-    record.rules += entries
-    if any(e["action"] in ("block", "flag") for e in entries):
-        record.flagged = True

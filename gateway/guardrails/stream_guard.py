@@ -114,7 +114,4 @@ class StreamGuard:
     def _fire(self, fired: list[Any], c: _Choice, base: int) -> None:
         if not fired:
             return
-        entries = rule_entries(fired, shadow=self._policy.shadow, base=base)
-        self._record.rules += entries
-        if any(e["action"] in ("block", "flag") for e in entries):
-            self._record.flagged = True
+        self._record.note_rules(rule_entries(fired, shadow=self._policy.shadow, base=base))

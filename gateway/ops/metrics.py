@@ -154,7 +154,7 @@ class Metrics:
         if rec.cost_micros:
             self._child(self.cost, (team, model)).inc(rec.cost_micros / 1e6)
         for hit in rec.rules:
-            key = (str(hit.get("rule") or hit.get("check") or "-"), str(hit.get("action", "-")))
+            key = (hit.rule or hit.check or "-", hit.action or "-")
             self._child(self.rule_hits, key).inc()
 
     # --- copied values -----------------------------------------------------------------------

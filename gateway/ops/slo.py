@@ -85,7 +85,7 @@ class Bucket:
 def is_refusal(rec: RequestRecord) -> bool:
     """The model declined: a refusal check fired, or the answer was filtered."""
     return rec.finish_reason == "content_filter" or any(
-        r.get("check") == "refusal" for r in rec.rules)
+        r.check == "refusal" for r in rec.rules)
 
 
 @dataclass(slots=True)

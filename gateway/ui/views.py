@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.budget.budgets import micros_to_usd
 from gateway.budget.forecast import team_forecast
+from gateway.budget.scopes import micros_to_usd
 from gateway.services import Services
 from gateway.stores.logs import FlagQuery, SpendQuery
 

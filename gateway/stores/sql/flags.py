@@ -109,11 +109,11 @@ def flag_rows(records: Sequence[RequestRecord]) -> FlagRows:
             continue
         fid = flag_id(r.request_id)
         flags.append((fid, r.request_id, float(r.created_at), r.team, r.key_id, r.model, "open",
-                      orjson.dumps(r.rules).decode(), r.review_prompt, r.review_response, None))
+                      orjson.dumps([e.public() for e in r.rules]).decode(), r.review_prompt,
+                      r.review_response, None))
         for pos, rule in enumerate(r.rules):
-            rules.append((fid, pos, str(rule.get("rule") or f"rule-{pos}"),
-                          str(rule.get("check") or ""), str(rule.get("action") or ""),
-                          str(rule.get("direction") or "")))
+            rules.append((fid, pos, rule.rule or f"rule-{pos}", rule.check, rule.action,
+                          rule.direction))
     return FlagRows(flags, rules)
 
 
