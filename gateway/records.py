@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.tasks import Background
+
 log = logging.getLogger("gateway.records")
 
 
@@ -158,7 +160,7 @@ class RecordWriter:
         self._linger_s = linger_s
         self._max_retries = max_retries
         self._on_drop = on_drop
-        self._task: asyncio.Task[None] | None = None
+        self._task = Background("record-writer", self._run)
         self.dropped = 0
         self.written = 0
 
@@ -167,8 +169,7 @@ class RecordWriter:
         return self._queue.qsize()
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="record-writer")
+        self._task.start()
 
     def submit(self, record: RequestRecord) -> None:
         try:
@@ -221,11 +222,7 @@ class RecordWriter:
 
     async def close(self, timeout_s: float = 10.0) -> None:
         await self.flush(timeout_s)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
         left = self._queue.qsize()
         if left:
             self._drop(left)

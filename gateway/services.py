@@ -43,9 +43,9 @@ class Services:
     guardrails: Guardrails
     models: dict[str, ModelSettings] = field(default_factory=dict)
     request_ids: RequestIds = field(default_factory=RequestIds)
-    #: Audit trail, kill switches, SLO monitor (gateway/ops.py).
+    #: Audit trail, kill switches, SLO monitor (``gateway.ops``).
     ops: Ops = field(kw_only=True)
-    retention: Retention | None = None  # built and started in start()
+    retention: Retention = field(kw_only=True)
 
     def submit(self, record: RequestRecord) -> None:
         """Hand a finished record to the metrics and the background writer (never blocks)."""
@@ -59,25 +59,29 @@ class Services:
         return self.ops.audit
 
     async def start(self) -> None:
+        """The stores first, then what uses them; ``stop`` undoes it the other way round."""
         await self.log_store.open()
         await self.budgets.open()
         await self.ops.start()
         self.writer.start()
-        self.retention = Retention(self.log_store, self.settings.retention)
         self.retention.start()
         await asyncio.to_thread(warm_up, [m.upstream_model for m in self.settings.models])
         await self.guardrails.start()
 
     async def stop(self) -> None:
-        await self.ops.drain()  # streams cut at the end of the grace period settle first
-        if self.retention is not None:
-            await self.retention.stop()
-        await self.writer.close()
-        await self.ops.stop()
-        await self.guardrails.close()
-        await self.upstream.close()
-        await self.budgets.close()
-        await self.log_store.close()
+        """The shutdown order, as one list: what serves requests and writes records stops
+        before what it uses."""
+        for stop in (
+            self.ops.drain,  # streams cut at the end of the grace period settle first
+            self.retention.stop,
+            self.writer.close,  # every record, theirs included, is written (or counted lost)
+            self.ops.stop,
+            self.guardrails.close,
+            self.upstream.close,
+            self.budgets.close,  # the last settles, and degraded spend added back
+            self.log_store.close,
+        ):
+            await stop()
 
 
 def build_services(settings: Settings) -> Services:
@@ -96,4 +100,5 @@ def build_services(settings: Settings) -> Services:
         upstream=Providers(settings.models), guardrails=Guardrails(settings),
         models={m.name: m for m in settings.models},
         ops=build_ops(settings, metrics, budgets.alerts),
+        retention=Retention(store, settings.retention),
     )

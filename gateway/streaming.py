@@ -25,8 +25,6 @@ class FrameSource(Protocol):
 
 
 class SSEResponse:
-    media_type = "text/event-stream"
-
     def __init__(self, source: FrameSource, headers: dict[str, str]) -> None:
         self._source = source
         self._headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -23,12 +23,8 @@ class Background:
         self._run = run
         self._task: asyncio.Task[None] | None = None
 
-    @property
-    def running(self) -> bool:
-        return self._task is not None
-
     def start(self) -> None:
-        if self._task is None:
+        if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._main(), name=self._name)
 
     async def _main(self) -> None:
@@ -49,11 +45,8 @@ class Spawned:
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
 
-    def spawn(self, aw: Awaitable[T]) -> asyncio.Task[T]:
-        async def run() -> T:
-            return await aw
-
-        task = asyncio.get_running_loop().create_task(run())
+    def spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
@@ -61,3 +54,7 @@ class Spawned:
     async def wait(self, timeout_s: float) -> None:
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=timeout_s)
+
+    def cancel(self) -> None:
+        for task in self._tasks:
+            task.cancel()

@@ -215,8 +215,10 @@ async def test_upstream_failures_release_their_holds(cluster: Cluster, mode: str
     finally:
         cluster.fake.mode = "ok"
     assert all(r.status in (200, 502) for r in replies)
+    # An answer (an error too) leaves before its hold is released in the store (README): the
+    # release lands just after, and must land.
     for url in cluster.urls:
-        assert (await status(url, "failure"))["reserved_usd"] == 0
+        await wait_unreserved(url, "failure", 5.0)
 
 
 async def test_killed_replica_frees_its_holds_within_the_ttl(cluster: Cluster) -> None:

@@ -20,6 +20,8 @@ from typing import Any, Literal
 import aiohttp
 import orjson
 
+from gateway.tasks import Background
+
 log = logging.getLogger("gateway.alerts")
 
 Status = Literal["pending", "delivered", "failed", "dropped", "no_webhook"]
@@ -71,12 +73,10 @@ class AlertSender:
         self._backoff = backoff_s
         self._max_backoff = max_backoff_s
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._concurrency = concurrency
         self.records: deque[AlertRecord] = deque(maxlen=keep)
         self.delivered = 0
         self.failed = 0
-        self.dropped = 0
-        self._workers: list[asyncio.Task[None]] = []
+        self._workers = [Background(f"alerts-{i}", self._work) for i in range(concurrency)]
         self._session: aiohttp.ClientSession | None = None
 
     def send(self, alert: Alert) -> None:
@@ -90,27 +90,22 @@ class AlertSender:
             self._queue.put_nowait(rec)
         except asyncio.QueueFull:
             rec.status = "dropped"
-            self.dropped += 1
             log.error("alert queue full; dropped alert for team %s", alert.team)
 
     async def start(self) -> None:
-        if self._workers:
+        if self._session is not None:
             return
         self._session = aiohttp.ClientSession(timeout=self._timeout)
-        self._workers = [asyncio.create_task(self._work(), name=f"alerts-{i}")
-                         for i in range(self._concurrency)]
+        for w in self._workers:
+            w.start()
 
     async def close(self, grace_s: float = 2.0) -> None:
         """Give queued alerts ``grace_s`` to go out, then stop."""
-        if self._workers:
+        if self._session is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._queue.join(), grace_s)
         for w in self._workers:
-            w.cancel()
-        for w in self._workers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await w
-        self._workers = []
+            await w.stop()
         if self._session is not None:
             await self._session.close()
             self._session = None

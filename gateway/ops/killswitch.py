@@ -9,13 +9,13 @@ the store cannot be read, the last known switches stay in force: a switch that w
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Literal
 
 from gateway.errors import Unavailable
 from gateway.stores.ops import OpsStore, Switch
+from gateway.tasks import Background
 
 log = logging.getLogger("gateway.killswitch")
 
@@ -28,19 +28,14 @@ class KillSwitches:
         self._store = store
         self._poll_s = poll_s
         self._on: dict[tuple[str, str], Switch] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._task = Background("kill-switch-poll", self._poll)
 
     async def start(self) -> None:
         await self.refresh()
-        if self._task is None:
-            self._task = asyncio.create_task(self._poll(), name="kill-switch-poll")
+        self._task.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
 
     async def refresh(self) -> None:
         self._on = {(s.kind, s.name): s for s in await self._store.switches()}

@@ -23,6 +23,7 @@ from gateway.records import RequestRecord
 from gateway.settings import Settings
 from gateway.stores.backends import open_ops_store
 from gateway.stores.ops import OpsStore
+from gateway.tasks import Background
 
 log = logging.getLogger("gateway.ops")
 
@@ -43,7 +44,10 @@ class Ops:
     #: HTTP requests in progress (``InFlight``); shutdown waits for it to reach zero.
     inflight: int = 0
     idle: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
-    _refresher: asyncio.Task[None] | None = field(default=None, repr=False)
+    _refresher: Background = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._refresher = Background("metrics-refresh", self._refresh)
 
     def observe(self, record: RequestRecord) -> None:
         """Every finished request: the SLO/drift windows and, if enabled, a trace span."""
@@ -75,14 +79,10 @@ class Ops:
         await self.store.open()
         await self.switches.start()
         await self.monitor.start()
-        self._refresher = asyncio.create_task(self._refresh(), name="metrics-refresh")
+        self._refresher.start()
 
     async def stop(self) -> None:
-        if self._refresher is not None:
-            self._refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refresher
-            self._refresher = None
+        await self._refresher.stop()
         await self.monitor.stop()
         await self.switches.stop()
         await self.store.close()

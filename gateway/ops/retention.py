@@ -13,7 +13,6 @@ Open review items are never expired: they are work nobody has done yet. Reviewed
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 
 from gateway.settings import RetentionSettings
 from gateway.stores.logs import LogStore
+from gateway.tasks import Background
 
 log = logging.getLogger("gateway.retention")
 
@@ -47,7 +47,7 @@ class Retention:
         # The first pass waits a little, so a starting replica serves before it sweeps.
         self._first_delay_s = (min(60.0, settings.interval_s) if first_delay_s is None
                                else first_delay_s)
-        self._task: asyncio.Task[None] | None = None
+        self._task = Background("retention", self._loop)
         self.passes = 0
 
     @property
@@ -56,15 +56,11 @@ class Retention:
                 or self._settings.reviewed_days is not None)
 
     def start(self) -> None:
-        if self._task is None and self.enabled:
-            self._task = asyncio.create_task(self._loop(), name="retention")
+        if self.enabled:
+            self._task.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._task.stop()
 
     async def _loop(self) -> None:
         await asyncio.sleep(self._first_delay_s)

@@ -22,7 +22,6 @@ per ``cooldown_s`` for the same model and signal. Alerts go out through the budg
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -34,6 +33,7 @@ from typing import Any
 from gateway.ops.alerts import Alert, AlertSender
 from gateway.records import RequestRecord
 from gateway.settings import AlertRule, AlertsSettings
+from gateway.tasks import Background
 
 log = logging.getLogger("gateway.slo")
 
@@ -133,7 +133,7 @@ class SloMonitor:
         self._keep = settings.window_s + settings.baseline_s
         self._models: dict[str, deque[Bucket]] = {}
         self._last_fired: dict[tuple[str, str, str], float] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._task = Background("slo-monitor", self._loop)
 
     @property
     def enabled(self) -> bool:
@@ -153,15 +153,11 @@ class SloMonitor:
         buckets[-1].add(rec)
 
     async def start(self) -> None:
-        if self.enabled and self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="slo-monitor")
+        if self.enabled:
+            self._task.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
 
     async def _loop(self) -> None:
         while True:

@@ -49,9 +49,6 @@ class Providers:
         kinds = dict.fromkeys(m.kind for m in models)
         self._by_kind: dict[ProviderKind, Provider] = {k: PROVIDERS[k]() for k in kinds}
 
-    def for_model(self, model: ModelSettings) -> Provider:
-        return self._by_kind[model.kind]
-
     async def complete(self, call: UpstreamCall) -> Completion:
         return await self._by_kind[call.model.kind].complete(call)
 

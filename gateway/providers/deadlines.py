@@ -13,6 +13,8 @@ import asyncio
 import contextlib
 from collections.abc import Iterator
 
+from gateway.tasks import Background
+
 
 class DeadlineExceeded(Exception):
     """The watched block ran past its deadline and was cancelled."""
@@ -29,15 +31,14 @@ class Deadlines:
         self._tick_s = tick_s
         self._watched: dict[asyncio.Task[object], float] = {}
         self._expired: set[asyncio.Task[object]] = set()
-        self._ticker: asyncio.Task[None] | None = None
+        self._ticker = Background("upstream-deadlines", self._tick)
 
     @contextlib.contextmanager
     def watch(self, seconds: float) -> Iterator[None]:
         task = asyncio.current_task()
         assert task is not None
         loop = asyncio.get_running_loop()
-        if self._ticker is None or self._ticker.done():
-            self._ticker = loop.create_task(self._tick(), name="upstream-deadlines")
+        self._ticker.start()  # on the first call: a provider has no start of its own
         self._watched[task] = loop.time() + seconds
         try:
             yield
@@ -64,8 +65,4 @@ class Deadlines:
                     task.cancel()
 
     async def close(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
-            self._ticker = None
+        await self._ticker.stop()

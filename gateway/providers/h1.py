@@ -27,6 +27,8 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from gateway.tasks import Spawned
+
 #: Unread body bytes above which the socket stops being read until the reader catches up.
 HIGH_WATER = 2**20
 #: How long a released answer whose end has not arrived yet (a stream's terminating chunk after
@@ -260,7 +262,7 @@ class Pool:
         self._idle: dict[tuple[str, str, int], collections.deque[_Conn]] = {}
         self._ssl: ssl.SSLContext | None = None
         self._all: set[_Conn] = set()
-        self._draining: set[asyncio.Task[None]] = set()
+        self._draining = Spawned()
 
     async def request(self, method: bytes, url: str, headers: dict[str, str],
                       body: bytes) -> Response:
@@ -330,9 +332,7 @@ class Pool:
             # Released before its end arrived: a stream whose terminating chunk follows its
             # [DONE]. Losing the connection would cost the next request a new one (a TLS
             # handshake), so its end is awaited off the request's path.
-            task = asyncio.get_running_loop().create_task(self._drain(conn))
-            self._draining.add(task)
-            task.add_done_callback(self._draining.discard)
+            self._draining.spawn(self._drain(conn))
             return
         if not conn.reusable():
             conn.close()
@@ -362,8 +362,7 @@ class Pool:
             conn.close()
 
     def close(self) -> None:
-        for task in self._draining:
-            task.cancel()
+        self._draining.cancel()
         for conn in list(self._all):
             conn.close()
         self._all.clear()
