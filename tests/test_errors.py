@@ -14,17 +14,11 @@ import httpx
 import openai
 import pytest
 
-from tests.fakes.openai_upstream import FakeOpenAI, running_fake_openai
+from tests.fakes.openai_upstream import FakeOpenAI
 from tests.gateway_runner import RunningGateway, run_gateway
 from tests.helpers import ADMIN_KEY, CLIENT_KEY, base_config
 
 MSG = [{"role": "user", "content": "hi"}]
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOpenAI]:
-    with running_fake_openai() as f:
-        yield f
 
 
 @pytest.fixture

@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import httpx
 import openai
 import pytest
 
-from tests.fakes.openai_upstream import FakeOpenAI, running_fake_openai
-from tests.gateway_runner import RunningGateway, run_gateway
-from tests.helpers import ADMIN_KEY, CLIENT_KEY, base_config
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOpenAI]:
-    with running_fake_openai() as f:
-        yield f
-
-
-@pytest.fixture
-def gw(fake: FakeOpenAI, tmp_path: Path) -> Iterator[RunningGateway]:
-    with run_gateway(base_config(fake.url, tmp_path)) as g:
-        yield g
+from tests.fakes.openai_upstream import FakeOpenAI
+from tests.gateway_runner import RunningGateway
+from tests.helpers import ADMIN_KEY, CLIENT_KEY
 
 
 def client(gw: RunningGateway, key: str = CLIENT_KEY) -> openai.OpenAI:

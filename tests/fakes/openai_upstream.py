@@ -42,6 +42,8 @@ class FakeOpenAI:
     disconnects: int = 0
     completed_streams: int = 0
     served_completion_tokens: int = 0
+    #: Set when the fake shuts down: a hung handler lets go then (see ``_failure``).
+    stopping: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     @property
     def last(self) -> dict[str, Any]:
@@ -71,7 +73,13 @@ async def _failure(fake: FakeOpenAI) -> web.StreamResponse | None:
         return web.Response(status=status, body=orjson.dumps(body),
                             content_type="application/json", headers=headers)
     if fake.mode == "hang":
-        await asyncio.sleep(30)
+        # Hang until the fake shuts down. aiohttp does not cancel a handler whose client went
+        # away (handler_cancellation is off), and its shutdown waits for running handlers: a
+        # plain 30 s sleep here held every test that used "hang" 10 s in teardown, until
+        # ``thread.join(10)`` gave up on the fake's thread.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(fake.stopping.wait(), 30)
+        return web.Response(status=503, body=b"shutting down")
     if fake.mode == "invalid_json":
         return web.Response(body=b"{not json", content_type="application/json")
     return None
@@ -243,5 +251,6 @@ def running_fake_openai() -> Iterator[FakeOpenAI]:
     try:
         yield fake
     finally:
+        loop.call_soon_threadsafe(fake.stopping.set)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)

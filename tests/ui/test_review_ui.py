@@ -26,7 +26,7 @@ from tests.gateway_runner import RunningGateway, run_gateway
 from tests.helpers import ADMIN_KEY, CLIENT_KEY, REVIEWER_KEY, base_config
 from tests.services import _unavailable
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -27,9 +27,9 @@ import orjson
 import pytest
 import redis
 
+from tests.fakes.freezable_proxy import FreezableProxy
 from tests.fakes.openai_upstream import FakeOpenAI, running_fake_openai
 from tests.gateway_runner import GatewayProcess, run_gateway
-from tests.test_budget_contract import FreezableProxy
 
 ADMIN = "sk-admin-replicas"
 REPLY = "one two three four five six seven eight nine ten"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,23 +9,10 @@ import httpx
 import openai
 import pytest
 
-from tests.fakes.openai_upstream import FakeOpenAI, running_fake_openai
-from tests.gateway_runner import RunningGateway, run_gateway
-from tests.helpers import ADMIN_KEY, CLIENT_KEY, OTHER_KEY, REVIEWER_KEY, base_config
+from tests.gateway_runner import RunningGateway
+from tests.helpers import ADMIN_KEY, CLIENT_KEY, OTHER_KEY, REVIEWER_KEY
 
 MSG = [{"role": "user", "content": "hi"}]
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOpenAI]:
-    with running_fake_openai() as f:
-        yield f
-
-
-@pytest.fixture
-def gw(fake: FakeOpenAI, tmp_path: Path) -> Iterator[RunningGateway]:
-    with run_gateway(base_config(fake.url, tmp_path)) as g:
-        yield g
 
 
 def get(gw: RunningGateway, path: str, key: str = ADMIN_KEY) -> httpx.Response:

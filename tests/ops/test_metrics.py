@@ -4,7 +4,6 @@ implies, and with several workers the numbers are summed over all of them."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,19 +12,13 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.fakes.openai_upstream import FakeOpenAI, running_fake_openai
+from tests.fakes.openai_upstream import FakeOpenAI
 from tests.gateway_runner import GatewayProcess, run_gateway
 from tests.helpers import CLIENT_KEY, base_config
 
 MSG = [{"role": "user", "content": "hi"}]
 POLICY = {"output": [{"check": "regex", "name": "upstream-word", "patterns": ["fake upstream"],
                       "action": "flag"}]}
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOpenAI]:
-    with running_fake_openai() as f:
-        yield f
 
 
 def value(text: str, name: str, **labels: str) -> float:

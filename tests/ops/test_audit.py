@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +18,11 @@ from gateway.cli import main
 from gateway.ops.audit import Audit
 from gateway.stores.backends import open_ops_store
 from gateway.stores.ops import GENESIS, OpsStore, Switch
-from tests.fakes.openai_upstream import FakeOpenAI, running_fake_openai
+from tests.fakes.openai_upstream import FakeOpenAI
 from tests.gateway_runner import run_gateway
 from tests.helpers import ADMIN_KEY, REVIEWER_KEY, base_config
 
 ADMIN = {"authorization": f"Bearer {ADMIN_KEY}"}
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOpenAI]:
-    with running_fake_openai() as f:
-        yield f
 
 
 def test_admin_actions_are_audited_listed_and_verified(

@@ -16,7 +16,7 @@ import orjson
 import pytest
 import yaml
 
-from tests.fakes.openai_upstream import FakeOpenAI, running_fake_openai
+from tests.fakes.openai_upstream import FakeOpenAI
 from tests.gateway_runner import RunningGateway, run_gateway
 from tests.helpers import ADMIN_KEY, CLIENT_KEY, base_config
 
@@ -43,12 +43,6 @@ POLICIES: dict[str, dict[str, Any]] = {
         "output": [{"check": "pii", "action": "redact", "entities": PII}],
     },
 }
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOpenAI]:
-    with running_fake_openai() as f:
-        yield f
 
 
 def _gateway(fake: FakeOpenAI, tmp_path: Path, policy: str) -> Any:

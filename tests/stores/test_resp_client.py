@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from gateway.stores.resp import RedisReplyError, RedisUnavailable, RespClient, parse_url
+from tests.fakes.freezable_proxy import FreezableProxy
 from tests.services import free_port
-from tests.test_budget_contract import FreezableProxy
 
 
 def test_urls() -> None:

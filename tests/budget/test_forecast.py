@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from gateway.budget.forecast import compute
 from gateway.budget.scopes import period_bounds
 from gateway.cli import main
 from gateway.records import RequestRecord
-from tests.fakes.openai_upstream import FakeOpenAI, running_fake_openai
+from tests.fakes.openai_upstream import FakeOpenAI
 from tests.gateway_runner import run_gateway
 from tests.helpers import ADMIN_KEY, REVIEWER_KEY, base_config
 
@@ -58,12 +57,6 @@ def test_total_budget_counts_from_the_first_day_with_spend() -> None:
     f = compute("t", "total", epoch, None, 30_000_000, days(4, 2.5), NOV + timedelta(days=4))
     assert f.burn_micros_per_day == 2_500_000 and f.projected_micros is None
     assert f.runs_out_at == NOV + timedelta(days=12)
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOpenAI]:
-    with running_fake_openai() as f:
-        yield f
 
 
 def test_forecast_from_the_api_and_the_cli(fake: FakeOpenAI, tmp_path: Path,

@@ -4,24 +4,16 @@ on every replica sharing the database, until it is turned back on."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
-from tests.fakes.openai_upstream import FakeOpenAI, running_fake_openai
+from tests.fakes.openai_upstream import FakeOpenAI
 from tests.gateway_runner import RunningGateway, run_gateway
 from tests.helpers import ADMIN_KEY, CLIENT_KEY, OTHER_KEY, REVIEWER_KEY, base_config
 
 ADMIN = {"authorization": f"Bearer {ADMIN_KEY}"}
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOpenAI]:
-    with running_fake_openai() as f:
-        yield f
 
 
 def chat(gw: RunningGateway, key: str = CLIENT_KEY, model: str = "gpt-test") -> httpx.Response:
