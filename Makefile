@@ -23,6 +23,7 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check gateway tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 test: lint
 	sh tests/prepare.sh

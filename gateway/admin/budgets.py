@@ -61,7 +61,9 @@ def routes(s: Services) -> list[Route]:
         total = micros_to_usd(sum(r.cost_micros for r in rows))
         body: dict[str, Any] = {"rows": items, "total_cost_usd": total}
         if parse_bool(q.get("forecast"), "forecast"):
-            body["forecasts"] = await forecasts(s, scoped_team(p, q.get("team") or None, s))
+            team = scoped_team(p, q.get("team") or None, s)
+            teams = [team] if team is not None else [t.name for t in s.settings.teams]
+            body["forecasts"] = await forecasts(s.budgets, s.log_store, teams)
         return json_response(body)
 
     async def requests_(request: Request) -> Response:

@@ -13,14 +13,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from gateway.budget.scopes import micros_to_usd, usd_to_micros
+from gateway.stores.logs import LogStore, SpendQuery
 
-if TYPE_CHECKING:
-    from gateway.budget.budgets import Budgets
-    from gateway.services import Services
-    from gateway.stores.logs import LogStore
+
+class BudgetStatus(Protocol):
+    """Where a forecast reads a team's limit and period (``Budgets``)."""
+
+    async def status(self, team_name: str) -> dict[str, Any]: ...
+
 
 DAY_S = 86400.0
 MIN_ELAPSED_DAYS = 1 / 24  # an hour into a period, extrapolate from at least an hour
@@ -80,11 +83,9 @@ def compute(team: str, period: str, start: datetime, end: datetime | None,
                     runs_out, exhausted)
 
 
-async def team_forecast(budgets: Budgets, logs: LogStore, team: str,
+async def team_forecast(budgets: BudgetStatus, logs: LogStore, team: str,
                         now: datetime | None = None) -> Forecast:
     """The forecast of one team: limit and period from its budget, spend from the request log."""
-    from gateway.stores.logs import SpendQuery
-
     now = now or datetime.now(UTC)
     status = await budgets.status(team)
     start = datetime.fromisoformat(status["period_start"])
@@ -97,7 +98,7 @@ async def team_forecast(budgets: Budgets, logs: LogStore, team: str,
                    {r.group: r.cost_micros for r in rows if r.group}, now)
 
 
-async def forecasts(s: Services, team: str | None) -> list[dict[str, Any]]:
-    """GET /admin/spend?forecast=true: one team, or every configured team."""
-    names = [team] if team is not None else [t.name for t in s.settings.teams]
-    return [(await team_forecast(s.budgets, s.log_store, name)).public() for name in names]
+async def forecasts(budgets: BudgetStatus, logs: LogStore, teams: list[str]
+                    ) -> list[dict[str, Any]]:
+    """GET /admin/spend?forecast=true: the forecasts of these teams."""
+    return [(await team_forecast(budgets, logs, name)).public() for name in teams]

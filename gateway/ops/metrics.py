@@ -17,17 +17,22 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from gateway.records import RequestRecord
 
-if TYPE_CHECKING:
-    from gateway.budget.budgets import Budgets
-
 log = logging.getLogger("gateway.metrics")
+
+
+class Budgets(Protocol):
+    """What the metrics copy from the budget service (``gateway.budget.budgets.Budgets``)."""
+
+    def metrics(self) -> dict[str, float]: ...
+
+    async def status(self, team_name: str) -> dict[str, Any]: ...
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
                     30, 60, 120)
