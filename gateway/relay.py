@@ -15,6 +15,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import Any
 
 import orjson
 
@@ -38,8 +39,11 @@ class StreamRelay:
                  record: RequestRecord, submit: Callable[[RequestRecord], None], *,
                  guard: StreamGuard | None, upstream_started: float) -> None:
         self._wire = call.wire
+        self._read_event = call.wire.read_event  # per chunk: bound once
         self._wants_usage = call.wants_usage
         self._out = renderer
+        self._render = renderer.event
+        self._last: dict[str, Any] = {}  # the last event read: the gateway's own events copy it
         self._first = first
         self._upstream = upstream
         self._meter = meter
@@ -78,7 +82,7 @@ class StreamRelay:
                     if self._guard.blocked:
                         yield self._end("content_filter")
                     elif tail:
-                        yield self._out.text(tail)
+                        yield self._out.text(self._last, tail)
             self._completed = True
             yield self._out.done()
         except GatewayError as exc:
@@ -120,8 +124,8 @@ class StreamRelay:
             raise UpstreamError("The upstream sent an event that is not valid JSON.") from None
         if not isinstance(obj, dict):
             raise UpstreamError("The upstream sent an event that is not a JSON object.")
-        event = self._wire.read_event(obj)
-        self._out.seen(obj)
+        event = self._read_event(obj)
+        self._last = obj
         if event.usage is not None:
             self._usage = event.usage
             if not event.has_content and not self._wants_usage:
@@ -129,21 +133,21 @@ class StreamRelay:
         if event.finish_reason is not None:
             self._record.finish_reason = event.finish_reason
         meter = self._meter
-        for text in event.texts:
-            meter.add(text)
-        if meter.pending and not await meter.covers():
+        if event.texts:
+            meter.add(event.texts)
+        if meter.pending_bytes and not await meter.covers():
             self._truncated = True
             return None
         if self._guard is not None and event.has_content:
             if not await self._wire.guard_event(obj, self._guard):
                 return None
-            return self._out.event(obj, None)
-        return self._out.event(obj, payload)
+            return self._render(obj, None)
+        return self._render(obj, payload)
 
     def _end(self, reason: str) -> bytes:
         """The last event of a stream the gateway ends itself (budget spent, content blocked)."""
         self._record.finish_reason = reason
-        return self._out.end(reason)
+        return self._out.end(self._last, reason)
 
     # -- settlement -----------------------------------------------------------------------
 

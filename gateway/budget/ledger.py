@@ -62,6 +62,7 @@ class Ledger:
         self._hold_ids = RequestIds("h")
         self._plans: dict[tuple[str, str, int, int], Plan] = {}
         self.settles = Spawned()
+        self._shared_claim: Claim = self._claim_shared
         self.pending: list[SettleRequest] = []  # settles the store did not take, to retry
 
     # reserve
@@ -71,7 +72,7 @@ class Ledger:
         team = principal.team
         if team is None:
             return Hold(None, None, None, "", [], [], [], estimate)
-        outage = self._link.serving_locally()
+        outage = self._link.serving_locally() if self._link.outage is not None else None
         if outage is not None:
             return await self._reserve_locally(team, principal, estimate, outage)
         try:
@@ -200,19 +201,10 @@ class Ledger:
                 return
         hold.observe([c.spent + c.reserved for c in counters], ())
         await self._alerts.check(req.team, req.budgets, hold.infos, counters,
-                                 self._claim_for(hold))
+                                 hold.store.claim if hold.degraded else self._shared_claim)
 
-    def _claim_for(self, hold: Hold) -> Claim:
-        store = hold.store
-        assert store is not None
-        if hold.degraded:
-            return store.claim
-        link = self._link
-
-        async def claim(team: str, marker: str, expire_at_s: int) -> bool:
-            return await link.call(link.store.claim(team, marker, expire_at_s))
-
-        return claim
+    async def _claim_shared(self, team: str, marker: str, expire_at_s: int) -> bool:
+        return await self._link.call(self._link.store.claim(team, marker, expire_at_s))
 
     async def top_up(self, hold: Hold, cost_micros: int, tokens: int) -> bool:
         """Grow ``hold``; False when a budget has no room (or the store is away and the team

@@ -27,27 +27,25 @@ class StreamMeter:
         self._model = upstream_model
         self._counted_tokens = 0  # exact count of text already metered
         self._pending: list[str] = []  # text received but not yet counted exactly
-        self._pending_bytes = 0
+        #: Bytes of that text: an upper bound of its tokens (``covers`` needs it only if > 0).
+        self.pending_bytes = 0
         self._affordable = (-1, 0)  # (hold amount, completion tokens that amount covers)
 
-    def add(self, text: str) -> None:
-        """Output text received from the upstream (content or tool-call arguments)."""
-        self._pending.append(text)
-        self._pending_bytes += len(text.encode())
-
-    @property
-    def pending(self) -> bool:
-        return self._pending_bytes > 0
+    def add(self, texts: list[str]) -> None:
+        """Output texts received from the upstream (content or tool-call arguments)."""
+        for text in texts:
+            self._pending.append(text)
+            self.pending_bytes += len(text.encode())
 
     async def covers(self) -> bool:
         """Keep the hold ahead of the output; False when the budget cannot cover it."""
         hold = self.hold
         prompt = self._estimate.prompt_tokens
-        bound = self._counted_tokens + self._pending_bytes
+        bound = self._counted_tokens + self.pending_bytes
         if self._affordable[0] != hold.amount:  # the hold grew: what it covers, priced once
             self._affordable = (hold.amount, self._price.affordable_output(prompt, hold.amount))
         if (bound <= self._affordable[1] and prompt + bound <= hold.tokens
-                and self._pending_bytes < MAX_UNCOUNTED_BYTES):
+                and self.pending_bytes < MAX_UNCOUNTED_BYTES):
             return True
         self._count_pending()
         need_usd = self._cost(self._counted_tokens) - hold.amount
@@ -75,7 +73,7 @@ class StreamMeter:
         if self._pending:
             self._counted_tokens += count_text("".join(self._pending), self._model)
             self._pending.clear()
-            self._pending_bytes = 0
+            self.pending_bytes = 0
 
     def _cost(self, completion_tokens: int) -> int:
         return self._price.cost(Usage(self._estimate.prompt_tokens, completion_tokens))

@@ -133,17 +133,15 @@ class Wire(Protocol):
 class StreamRenderer(Protocol):
     """One stream's events for the client, in the dialect's shape (stateful per stream)."""
 
-    def seen(self, obj: dict[str, Any]) -> None:
-        """Every wire event read, sent or not (the frames the gateway adds copy its ids)."""
-
     def event(self, obj: dict[str, Any], raw: bytes | None) -> bytes:
         """A wire event as client bytes; ``raw`` is its unchanged payload when it was not
         rewritten (a dialect on its own wire format sends it as is)."""
 
-    def text(self, text: str) -> bytes:
-        """Text the guard held back until the end of a stream that gave no finish reason."""
+    def text(self, last: dict[str, Any], text: str) -> bytes:
+        """Text the guard held back until the end of a stream that gave no finish reason;
+        ``last`` is the last wire event read (sent or not), whose ids the event copies."""
 
-    def end(self, reason: str) -> bytes:
+    def end(self, last: dict[str, Any], reason: str) -> bytes:
         """The last event of a stream the gateway ends itself (``length``, ``content_filter``)."""
 
     def error(self, exc: GatewayError) -> bytes:

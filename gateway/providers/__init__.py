@@ -48,12 +48,13 @@ class Providers:
     def __init__(self, models: list[ModelSettings]) -> None:
         kinds = dict.fromkeys(m.kind for m in models)
         self._by_kind: dict[ProviderKind, Provider] = {k: PROVIDERS[k]() for k in kinds}
+        self._by_model = {m.name: self._by_kind[m.kind] for m in models}  # one lookup a call
 
     async def complete(self, call: UpstreamCall) -> Completion:
-        return await self._by_kind[call.model.kind].complete(call)
+        return await self._by_model[call.model.name].complete(call)
 
     def stream(self, call: UpstreamCall) -> AsyncGenerator[list[bytes], None]:
-        return self._by_kind[call.model.kind].stream(call)
+        return self._by_model[call.model.name].stream(call)
 
     async def close(self) -> None:
         for provider in self._by_kind.values():

@@ -77,9 +77,8 @@ def test_stream_events_are_read_and_rendered() -> None:
     with pytest.raises(UpstreamError):
         CHAT.read_event({"error": {"message": "boom"}})
     out = CHAT.stream(CHAT.parse(CHAT_BODY), "up")
-    out.seen(chunk)
     assert out.event(chunk, b"{}") == b"data: {}\n\n"
-    end = orjson.loads(out.end("length")[len(b"data: "):])
+    end = orjson.loads(out.end(chunk, "length")[len(b"data: "):])
     assert (end["id"], end["model"], end["choices"]) == (
         "c", "up", [{"index": 0, "delta": {}, "finish_reason": "length"}])
     assert out.done() == b"data: [DONE]\n\n"

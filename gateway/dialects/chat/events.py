@@ -109,24 +109,21 @@ async def _finish_tool_calls(guard: StreamFilter, index: int, delta: Any) -> boo
 
 class ChunkStream:
     """The client's frames of one chat or completions stream: chunks as they are, and the
-    chunks the gateway adds itself, shaped like the last chunk seen (its id, model, created)."""
+    chunks the gateway adds itself, shaped like the last chunk read (its id, model, created)."""
 
     def __init__(self, chat: bool, upstream_model: str) -> None:
         self._chat = chat
         self._model = upstream_model
-        self._last: dict[str, Any] = {}
-
-    def seen(self, obj: dict[str, Any]) -> None:
-        self._last = obj
 
     def event(self, obj: dict[str, Any], raw: bytes | None) -> bytes:
-        return sse(raw if raw is not None else orjson.dumps(obj))
+        # Per chunk: framed here, without another call.
+        return b"data: " + (raw if raw is not None else orjson.dumps(obj)) + b"\n\n"
 
-    def text(self, text: str) -> bytes:
-        return self._frame({"content": text}, text, None)
+    def text(self, last: dict[str, Any], text: str) -> bytes:
+        return self._frame(last, {"content": text}, text, None)
 
-    def end(self, reason: str) -> bytes:
-        return self._frame({}, "", reason)
+    def end(self, last: dict[str, Any], reason: str) -> bytes:
+        return self._frame(last, {}, "", reason)
 
     def error(self, exc: GatewayError) -> bytes:
         return sse(exc.body_bytes()) + DONE
@@ -134,8 +131,8 @@ class ChunkStream:
     def done(self) -> bytes:
         return DONE
 
-    def _frame(self, delta: dict[str, Any], text: str, reason: str | None) -> bytes:
-        last = self._last
+    def _frame(self, last: dict[str, Any], delta: dict[str, Any], text: str,
+               reason: str | None) -> bytes:
         choice: dict[str, Any] = ({"index": 0, "delta": delta, "finish_reason": reason}
                                   if self._chat else
                                   {"index": 0, "text": text, "finish_reason": reason})
