@@ -109,7 +109,10 @@ class OidcSignIn:
             response = Response(
                 '<!doctype html><meta http-equiv="refresh" content="0; url=/ui/">'
                 '<title>Signed in</title><a href="/ui/">Continue to the review queue</a>',
-                media_type="text/html", headers={"cache-control": "no-store"})
+                media_type="text/html", headers={
+                    "cache-control": "no-store", "referrer-policy": "no-referrer",
+                    "x-frame-options": "DENY",
+                    "content-security-policy": "default-src 'none'; frame-ancestors 'none'"})
             response.set_cookie(COOKIE, value, max_age=int(self.settings.session_ttl_s),
                                 path="/ui", httponly=True, samesite="strict", secure=self.secure)
         response.delete_cookie(STATE_COOKIE, path=STATE_PATH, httponly=True, samesite="lax",
