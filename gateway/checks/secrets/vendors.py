@@ -174,7 +174,7 @@ RULES: tuple[Rule, ...] = (
     _r("FLYIO_TOKEN", r"fo1_[\w-]{43}", "fo1_", end=_ED),
     _r("FIGMA_TOKEN", r"figd_[\w-]{40}", "figd_", end=_ED),
     _r("PLANETSCALE_TOKEN", r"pscale_(?:tkn|pw|oauth)_[\w.-]{32,64}", "pscale_", end=_ED),
-    _r("SENTRY_TOKEN", r"sntr[ysu]_[A-Za-z0-9+/=_]{40,200}", "sntry_", "sntrys_", "sntru_", end=""),
+    _r("SENTRY_TOKEN", r"sntr[ysu]_[A-Za-z0-9+/=_]{40,200}", "sntry_", "sntrs_", "sntru_", end=""),
     _r("CONTENTFUL_TOKEN", r"CFPAT-[\w-]{43}", "cfpat-", end=_ED),
     Rule(
         "PRIVATE_KEY",
