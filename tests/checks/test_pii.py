@@ -135,7 +135,7 @@ def test_pii_person_with_spacy_model() -> None:
 
 
 def test_pii_fired_matches_the_triggers() -> None:
-    from gateway.checks import pii as pii_module
+    from gateway.checks.pii import triggers as pii_module
 
     entities = [*pii_module._TRIGGERS, "PERSON", "UK_NHS"]
     for text in [*FAST_PATH_TEXTS, *data_texts()]:
@@ -151,7 +151,7 @@ def test_pii_fired_matches_the_triggers() -> None:
     st.lists(st.sampled_from([*"0123456789 .-()@:aBfF\n", "AB", "ſ", "\u212a", "٣"]), max_size=40)
 )
 def test_pii_fired_matches_the_triggers_generated(chars: list[str]) -> None:
-    from gateway.checks import pii as pii_module
+    from gateway.checks.pii import triggers as pii_module
 
     text = "".join(chars)
     entities = list(pii_module._TRIGGERS)
