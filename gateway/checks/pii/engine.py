@@ -42,19 +42,21 @@ from gateway.checks.base import (
     Finding,
     resolve_overlaps,
 )
-from gateway.checks.pii.phone import StructuredPhoneRecognizer
+from gateway.checks.pii.address import street_address_recognizer
+from gateway.checks.pii.phone import StructuredPhoneRecognizer, unescaped
 from gateway.checks.pii.triggers import _TRIGGERS, _fired, _token_start
 
 # presidio's card pattern stops at 17 digits and misses 2-series Mastercard, 15-digit JCB (2131,
-# 1800) and 12-digit Maestro; this one covers 12-19 digits in groups. Luhn still decides.
+# 1800) and 12-digit Maestro (0604...); this one covers 12-19 digits in groups of four with one
+# separator throughout (not "12345678-1234", an order number). Luhn still decides.
 # RFC 2606 / 6761 names: addresses on them are still addresses a prompt should not leak, and
 # presidio would otherwise reject them as having no valid TLD.
 _RESERVED_TLDS = ("example", "invalid", "test", "localhost", "local", "internal")
 _WORD = re.compile(r"\w+")
 _WIDE_CARD = Pattern(
     "Card numbers, 12-19 digits (weak)",
-    r"(?<![+\d])\b(?:4\d{3}|5[0-8]\d{2}|6\d{3}|2[2-7]\d{2}|3\d{3}|2131|1800)(?:[- ]?\d{4}){2,3}"
-    r"(?:[- ]?\d{1,3})?\b",
+    r"(?<![+\d])\b(?:4\d{3}|5[0-8]\d{2}|6\d{3}|2[2-7]\d{2}|3\d{3}|2131|1800|0604)"
+    r"(?P<sep>[- ]?)\d{4}(?:(?P=sep)\d{4}){1,2}(?:(?P=sep)\d{1,3})?\b",
     0.3,
 )
 # Cheap necessary conditions, one per entity: a recognizer runs only when one of its requested
@@ -139,8 +141,9 @@ class _WindowContextEnhancer(ContextAwareEnhancer):
     def _in_window(
         self, text: str, start: int, end: int, single: tuple[str, ...], phrases: tuple[str, ...]
     ) -> bool:
-        before = _WORD.findall(text, max(0, start - 80), start)[-self.context_prefix_count :]
-        after = _WORD.findall(text, end, end + 40)[: self.context_suffix_count]
+        before = _WORD.findall(unescaped(text[max(0, start - 80) : start]))
+        before = before[-self.context_prefix_count :]
+        after = _WORD.findall(unescaped(text[end : end + 40]))[: self.context_suffix_count]
         window = [w.lower() for w in before + after]
         if single and any(w.startswith(single) for w in window):
             return True
@@ -176,6 +179,8 @@ class PiiEngine:
             extra_suffixes=_RESERVED_TLDS,
         )
         registry.add_recognizer(_OfflineEmailRecognizer(extractor))
+        if spacy_model:  # NER on: whole street addresses, which spaCy tags only in part
+            registry.add_recognizer(street_address_recognizer())
         registry.add_recognizer(StructuredPhoneRecognizer(PhoneRecognizer()))
         registry.add_recognizer(
             CreditCardRecognizer(patterns=[_WIDE_CARD], name="WideCreditCardRecognizer")
