@@ -260,6 +260,13 @@ def _flag(value: float, target: float) -> str:
     return "ok" if value >= target else "**below**"
 
 
+def render_unseen() -> list[str]:
+    """The sections on the bench/eval sets (public corpora from pinned packages, generated)."""
+    from bench.eval.report import render as render_eval
+
+    return render_eval(presidio_default_analyzer())
+
+
 def render(data: Path) -> str:
     mine, stock = bench_pii(data)
     inj = bench_injection(data)
@@ -382,6 +389,7 @@ def render(data: Path) -> str:
         ),
         "",
     ]
+    lines += render_unseen()
     return "\n".join(lines)
 
 
