@@ -18,7 +18,7 @@ from gateway.checks.registry import build_check
 
 IN = ScanContext("input")
 PII_ENTITIES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "US_SSN", "IBAN_CODE", "IP_ADDRESS")
-REBUFF_SAMPLE = 60  # rebuff's heuristic is slow (difflib over ~5,000 phrases): a sample per set
+REBUFF_SAMPLE = 15  # rebuff's heuristic is slow (difflib over ~5,000 phrases): a sample per set
 REBUFF_THRESHOLD = 0.75  # rebuff's default max_heuristic_score
 
 
@@ -63,7 +63,7 @@ def injection() -> list[str]:
             th = statistics.median(_per_kb(lambda t: heur.scan(t, IN), s.text) for s in samples)
             tm = statistics.median(_per_kb(lambda t: tiered.scan(t, IN), s.text) for s in samples)
             sample = samples[:: max(1, len(samples) // REBUFF_SAMPLE)][:REBUFF_SAMPLE]
-            rb = [rebuff(s.text[:2000]) >= REBUFF_THRESHOLD for s in sample]  # type: ignore[operator]
+            rb = [rebuff(s.text[:600]) >= REBUFF_THRESHOLD for s in sample]  # type: ignore[operator]
             kind = "attacks: recall" if samples[0].label else "benign: FPR"
             lines.append(
                 f"| {split} | {name} | {len(samples)} | {kind} | {sum(h) / len(h):.3f} | "
@@ -170,7 +170,7 @@ def render(presidio: Callable[[str], list[tuple[str, int, int]]]) -> list[str]:
         "model says",
         "`model_threshold` 0.95). Reference: rebuff 0.1.1's published heuristic",
         "(`detect_prompt_injection_using_heuristic_on_input`, its default 0.75), on an even sample",
-        "of each set, texts cut to 2,000 characters (it compares every word window with ~5,000",
+        "of each set, texts cut to 600 characters (it compares every word window with ~5,000",
         "phrases through difflib and takes seconds per long prompt). Latency: p50 over the set's",
         "texts of one `scan`, per KB, on the shared 2-core host.",
         "",
