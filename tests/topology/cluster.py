@@ -25,9 +25,9 @@ import orjson
 import yaml
 
 from tests.fakes.openai_upstream import Bill, FakeOpenAI, running_fake_openai
-from tests.services import free_port, run_async
+from tests.services import run_async
 from tests.topology.haproxy import HAProxy
-from tests.topology.replica import Replica
+from tests.topology.replica import Replica, listening_port
 
 ADMIN_KEY = "sk-topology-admin"
 
@@ -66,7 +66,7 @@ class Topology:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.settings = settings
-        self.replicas = {f"gw{i}": Replica(f"gw{i}", free_port(), workdir / f"gw{i}.yaml",
+        self.replicas = {f"gw{i}": Replica(f"gw{i}", listening_port(), workdir / f"gw{i}.yaml",
                                            workdir) for i in range(replicas)}
         self.check_inter_ms = check_inter_ms
         self._stack = contextlib.ExitStack()
@@ -83,7 +83,7 @@ class Topology:
                 self._stack.callback(r.stop)
                 r.start()  # all at once: they start in parallel
             for r in self.replicas.values():
-                r.wait_ready()
+                self._ready_on_some_port(r)
             self.haproxy = HAProxy(self.workdir / "haproxy",
                                    {n: r.port for n, r in self.replicas.items()},
                                    check_inter_ms=self.check_inter_ms)
@@ -95,6 +95,21 @@ class Topology:
             self._stack.close()
             raise
         return self
+
+    def _ready_on_some_port(self, replica: Replica, attempts: int = 3) -> None:
+        """Wait for a replica's first start; if its port was taken meanwhile, move it (nothing
+        points at it yet: HAProxy starts after the replicas)."""
+        for attempt in range(attempts):
+            try:
+                replica.wait_ready()
+                return
+            except RuntimeError:
+                if replica.alive or "address already in use" not in replica.tail():
+                    raise
+                if attempt == attempts - 1:
+                    raise
+                replica.port = listening_port()
+                replica.start()
 
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
@@ -123,6 +138,12 @@ class Topology:
 
     def sigkill(self, name: str) -> None:
         self.replicas[name].sigkill()
+
+    def freeze(self, name: str) -> None:
+        self.replicas[name].freeze()
+
+    def thaw(self, name: str) -> None:
+        self.replicas[name].thaw()
 
     def drain(self, name: str) -> int | None:
         """SIGTERM and wait until the replica has exited (in-flight requests finished)."""

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from tests.services import free_port
+from tests.topology.replica import listening_port
 
 SHIPPED = Path(__file__).resolve().parents[2] / "deploy" / "haproxy" / "haproxy.cfg"
 
@@ -112,8 +112,8 @@ class HAProxy:
         self.binary = binary
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.stats_port = free_port()
+        self.port = listening_port()
+        self.stats_port = listening_port()
         self.servers = dict(servers)
         self.config = workdir / "haproxy.cfg"
         self.config.write_text(loopback_config(

@@ -9,13 +9,29 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
+import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+
+def listening_port() -> int:
+    """A free loopback port below Linux's ephemeral range (32768-60999), so that the outgoing
+    connections of other processes cannot take it between a replica's restarts."""
+    rng = random.SystemRandom()
+    while True:
+        port = rng.randrange(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 class Replica:
@@ -70,6 +86,16 @@ class Replica:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
+
+    def freeze(self) -> None:
+        """SIGSTOP the group: nothing more leaves the process (as in a long stall) until
+        ``thaw`` or ``sigkill``."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGCONT)
 
     def drain(self, timeout_s: float = 60) -> int | None:
         """SIGTERM, as an orchestrator stops a replica, and wait for the graceful exit; the exit

@@ -5,16 +5,21 @@ The scenario runs once per module (``scenario``) and each test checks one promis
 defect fails (xfail) on its own without hiding the others:
 
 - client errors are bounded by the requests in flight on the killed replica, and every one of
-  them was on that replica (HAProxy's log says where each request went);
+  them was on that replica (HAProxy's log and the upstream's ledger say where each went), or
+  ran nowhere at all (a connection closed without an answer: free, retry-safe);
 - the drain and the restart cost no request, and the restarted replica serves again;
-- every answered request (the client got all of it) has its record in PostgreSQL;
-- budgets are exact: each team's spend in Redis equals the recorded cost of its answered
-  requests, and is never less than what the provider billed.
+- no request hangs;
+- every answered request (the client got all of it) has its record in PostgreSQL (xfail: issue
+  12 item 6), and no record is lost but those only the killed replica held;
+- budgets are exact: each team's spend in Redis is the recorded cost of its answered requests
+  (give or take the records the killed replica lost), and never less than what the provider
+  billed (xfail: issue 12 item 4).
 
 The SIGKILL is aimed at the worst moment, as a real crash eventually is: while the victim has
-streams half generated at the upstream and has just answered a request (whose record and
-settlement are still on their way). Steps are ``Step``s triggered by progress; a config reload
-step can be added as one more ``Step`` (see ``STEPS``).
+streams half generated at the upstream and has just answered requests whose records are still
+in its memory (see ``_kill_at_worst_moment``), so the known defects show on every run.
+Faults are ``Step``s triggered by progress; a config reload step can be added as one more
+``Step`` (see ``STEPS``).
 """
 
 from __future__ import annotations
@@ -112,31 +117,56 @@ async def _unrecorded(conn: asyncpg.Connection, ids: list[str]) -> list[str]:
     return [rid for rid in ids if rid not in found]
 
 
+def _answered_by(topo: Topology, load: Load, replica: str) -> list[Outcome]:
+    ledger = topo.fake.ledger
+    return [o for o in list(load.outcomes.values()) if o.answered
+            and (b := ledger.get(o.shot.request_id)) is not None
+            and topo.upstream_replica(b) == replica]
+
+
+async def _inserting(conn: asyncpg.Connection) -> int:
+    """Statements writing request records that PostgreSQL is executing right now."""
+    n: int = await conn.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND state <> 'idle' AND query ILIKE 'INSERT INTO requests%' AND pid <> pg_backend_pid()")
+    return n
+
+
 async def _kill_at_worst_moment(topo: Topology, load: Load, kill: Kill, timeout_s: float = 15
                                 ) -> None:
-    """SIGKILL the victim once it has >= 2 streams half generated upstream and has answered, in
-    the last 30 ms, a request whose record is not in PostgreSQL yet (or at the timeout,
-    whatever it has then). Runs on its own loop in a thread, beside the load's."""
+    """SIGKILL the victim while it has >= 2 streams half generated upstream and has answered
+    requests whose records are not in PostgreSQL (or at the timeout, whatever it has then).
+    Runs on its own loop in a thread, beside the load's.
+
+    To know which records the kill loses, the victim is frozen (SIGSTOP) first, at a moment it
+    has just answered a request: nothing more leaves it, PostgreSQL finishes whatever it had
+    already received, and then the answered requests still without a record are exactly those
+    whose records exist only in the victim's memory. Then SIGKILL (or SIGCONT, and try again, if
+    there are none). To the rest of the system this is a crash after a ~100 ms stall."""
     conn = await asyncpg.connect(topo.settings["stores"]["logs"], timeout=10)
     try:
         deadline = time.monotonic() + timeout_s
         while True:
             now = time.monotonic()
             mid = [b for b in topo.in_flight_upstream(VICTIM) if b.stream and b.completion_tokens]
-            ledger = topo.fake.ledger
-            recent = [o.shot.request_id for o in list(load.outcomes.values())
-                      if o.answered and now - o.ended < 0.03
-                      and (b := ledger.get(o.shot.request_id)) is not None
-                      and topo.upstream_replica(b) == VICTIM]
-            unrecorded = await _unrecorded(conn, recent) if len(mid) >= 2 and recent else []
-            if unrecorded or now > deadline:
-                kill.open_at_haproxy = topo.haproxy.stats()[VICTIM].current
-                kill.at = time.time()
-                topo.sigkill(VICTIM)
-                kill.waited_s = now - (deadline - timeout_s)
-                kill.out_after_s = topo.haproxy.wait_status(VICTIM, "DOWN")
-                kill.streams_mid_generation, kill.just_answered = len(mid), unrecorded
-                return
+            recent = [o for o in _answered_by(topo, load, VICTIM) if now - o.ended < 0.03]
+            if (len(mid) >= 2 and recent) or now > deadline:
+                topo.freeze(VICTIM)
+                for _ in range(100):  # what PostgreSQL (and the clients) already received lands
+                    await asyncio.sleep(0.01)
+                    if not await _inserting(conn):
+                        break
+                mine = [o.shot.request_id for o in _answered_by(topo, load, VICTIM)]
+                unrecorded = await _unrecorded(conn, mine)
+                if unrecorded or now > deadline:
+                    kill.open_at_haproxy = topo.haproxy.stats()[VICTIM].current
+                    kill.at = time.time()
+                    topo.sigkill(VICTIM)
+                    kill.waited_s = now - (deadline - timeout_s)
+                    kill.out_after_s = topo.haproxy.wait_status(VICTIM, "DOWN")
+                    kill.streams_mid_generation, kill.just_answered = len(mid), unrecorded
+                    return
+                topo.thaw(VICTIM)
             await asyncio.sleep(0.002)
     finally:
         await conn.close()
@@ -147,7 +177,7 @@ async def sigkill_victim(topo: Topology, load: Load, kill: Kill) -> str:
     return (f"SIGKILL {VICTIM} (after waiting {kill.waited_s:.2f}s for the moment): "
             f"{kill.open_at_haproxy} requests open on it at HAProxy, "
             f"{kill.streams_mid_generation} streams mid-generation upstream, "
-            f"{len(kill.just_answered)} answered in the last 30 ms and not yet recorded; "
+            f"{len(kill.just_answered)} answered whose records were only in its memory; "
             f"HAProxy took it out {kill.out_after_s * 1000:.0f} ms later")
 
 
@@ -254,9 +284,11 @@ def _figures(run: Run) -> list[str]:
     billed = _provider_cost(run)
     lines = [f"{REQUESTS} requests at {CONCURRENCY} concurrent in {run.duration_s:.1f}s "
              f"through HAProxy to 3 replicas", *run.events,
-             f"client errors: {len(errors)} (bound: {run.kill.open_at_haproxy} in flight on "
-             f"{VICTIM} + {_sent_after_kill(run)} sent into its closing port); "
-             f"answered: {len(_answered(run))}; redispatched by HAProxy: {run.redispatched}",
+             f"client errors: {len(errors)}, of which {len(_silent(run))} ran nowhere "
+             f"(connection closed without an answer, retry-safe); bound: "
+             f"{run.kill.open_at_haproxy} in flight on {VICTIM} + {_sent_after_kill(run)} sent "
+             f"into its closing port; answered: {len(_answered(run))}; "
+             f"redispatched by HAProxy: {run.redispatched}",
              *(_error_line(run, o) for o in errors[:12]),
              f"records missing for answered requests: {len(_missing_records(run))} "
              f"{_missing_records(run)[:10]}"]
@@ -273,35 +305,47 @@ def _figures(run: Run) -> list[str]:
 # --- the promises ------------------------------------------------------------------------------
 
 
+def _where(run: Run, o: Outcome) -> str | None:
+    """The replica an errored request was on: HAProxy's log, else the upstream's ledger, else
+    its record; None when it ran nowhere."""
+    rid = o.shot.request_id
+    bill = next((b for b in run.bills if b.request_id == rid), None)
+    if rid in run.log_server:
+        return run.log_server[rid]
+    if bill is not None:
+        return run.topology.upstream_replica(bill)
+    return "a replica (it has a record)" if rid in run.records else None
+
+
+def _silent(run: Run) -> list[Outcome]:
+    """Errors that ran nowhere: the client's keep-alive connection was closed with no answer and
+    no log line. HAProxy does that on purpose when a replica closes or resets a connection
+    before answering (a replica dying, or one whose port closes under SIGTERM with connections
+    still in its accept queue), so that the client may retry; nothing was billed or recorded."""
+    return [o for o in run.load.errors() if _where(run, o) is None]
+
+
 def test_client_errors_are_bounded_by_the_killed_replicas_requests(scenario: Run) -> None:
     """Every error is a request that was on the victim (HAProxy's log, or the upstream's ledger
-    when HAProxy closed the client's connection without logging it) or one that ran nowhere
-    (no upstream call, no record: safe to retry). Their number is at most what the victim had
-    open when it was killed, plus what HAProxy sent into its port in the instant it was dying
-    (accepted by the kernel, then reset: HAProxy answers 502 and, rightly, does not retry)."""
+    when HAProxy closed the client's connection without logging it), at most what the victim
+    had open when it was killed plus what HAProxy sent into its port while it was dying; or one
+    that ran nowhere (``_silent``): free, and safe for the client to retry."""
     errors = scenario.load.errors()
-    bills = {b.request_id: b for b in scenario.bills}
-    elsewhere = []
-    for o in errors:
-        rid = o.shot.request_id
-        bill = bills.get(rid)
-        server = scenario.log_server.get(rid) or (
-            scenario.topology.upstream_replica(bill) if bill else None)
-        if server is None and rid in scenario.records:
-            server = "a replica (recorded)"
-        if server not in (VICTIM, None):
-            elsewhere.append((rid, server, o.error))
+    on = [o for o in errors if _where(scenario, o) is not None]
+    elsewhere = [(o.shot.request_id, _where(scenario, o), o.error)
+                 for o in on if _where(scenario, o) != VICTIM]
     assert not elsewhere, f"errors not caused by the SIGKILL of {VICTIM}: {elsewhere}"
     bound = scenario.kill.open_at_haproxy + _sent_after_kill(scenario)
-    assert len(errors) <= bound, (
-        f"{len(errors)} client errors, but only {bound} requests were in flight on {VICTIM} "
+    assert len(on) <= bound, (
+        f"{len(on)} client errors on {VICTIM}, but only {bound} requests were in flight on it "
         f"when it was killed")
+    assert len(_silent(scenario)) <= scenario.kill.open_at_haproxy
     assert len(scenario.load.outcomes) == REQUESTS
 
 
 def test_drain_and_restart_cost_no_request_and_the_replica_serves_again(scenario: Run) -> None:
-    on_drained = [o for o in scenario.load.errors()
-                  if scenario.log_server.get(o.shot.request_id) == DRAINED]
+    on_drained = [o.shot.request_id for o in scenario.load.errors()
+                  if _where(scenario, o) == DRAINED]
     assert not on_drained
     late = [s.request_id for s in scenario.load.shots[STEPS[-1].hold_from:]]
     assert any(scenario.log_server.get(rid) == DRAINED for rid in late), (
@@ -313,17 +357,29 @@ def test_no_request_hangs(scenario: Run) -> None:
     assert not hung
 
 
+def test_no_record_is_lost_but_those_only_the_killed_replica_held(scenario: Run) -> None:
+    """The drain, the restart and the survivors lose nothing: a missing record can only be one
+    the victim still held in memory when it died (measured at its freeze, see above)."""
+    assert set(_missing_records(scenario)) <= set(scenario.kill.just_answered)
+
+
 @pytest.mark.xfail(strict=True, reason="issue 12 item 6: a SIGKILLed replica loses the records "
                    "of requests it had already answered (still in its in-memory log queue)")
 def test_every_answered_request_is_recorded(scenario: Run) -> None:
     assert _missing_records(scenario) == []
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 item 6: the records the SIGKILLed replica lost "
-                   "are of requests whose cost its budget settle had already charged")
-def test_team_spend_equals_the_recorded_cost_of_answered_requests(scenario: Run) -> None:
+def test_team_spend_is_the_recorded_cost_give_or_take_the_lost_records(scenario: Run) -> None:
+    """Budgets are exact: the spend in Redis is the recorded cost of the answered requests, plus
+    at most the price of the answered requests whose records the killed replica lost (their
+    settlement may or may not have reached Redis before it died). Equality once no record is
+    lost (issue 12 item 6)."""
+    bills = {b.request_id: b for b in scenario.bills}
     for team, budget in scenario.budgets.items():
-        assert budget.spent_micros == _recorded_cost(scenario, team), team
+        recorded = _recorded_cost(scenario, team)
+        lost = sum(provider_cost(bills[rid]) for rid in _missing_records(scenario)
+                   if rid in bills and scenario.load.outcomes[rid].shot.team == team)
+        assert recorded <= budget.spent_micros <= recorded + lost, (team, lost)
 
 
 @pytest.mark.xfail(strict=True, reason="issue 12 item 4: the killed replica's holds expire and "
