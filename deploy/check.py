@@ -137,8 +137,9 @@ def running_gateway() -> Iterator[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    workdir = tempfile.TemporaryDirectory()  # the demo's SQLite file goes there
     proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=workdir.name,
                             env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
     url = f"http://127.0.0.1:{port}"
     try:
@@ -155,6 +156,7 @@ def running_gateway() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(20)
+        workdir.cleanup()
 
 
 def _families(exposition: str) -> set[str]:
