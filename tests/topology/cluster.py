@@ -8,6 +8,10 @@ a team's budget from the admin API. Leaving the ``with`` block stops every proce
 whatever happened inside.
 
 Every helper here blocks; from async test code call them through ``asyncio.to_thread``.
+
+For a config reload under load (not built yet): ``write_config`` rewrites every replica's file,
+then signal each replica (SIGHUP, or POST /admin/reload through ``url``), as one more ``Step``
+of tests/topology/test_topology.py.
 """
 
 from __future__ import annotations
