@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: run test lint typecheck bench bench-full clean venv
+.PHONY: run test lint typecheck bench bench-full clean venv deploy-check
 
 venv: $(STAMP)
 
@@ -21,13 +21,18 @@ run: $(STAMP)
 	$(VENV)/bin/gateway serve $(ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check gateway tests bench
+	$(VENV)/bin/ruff check gateway tests bench deploy
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
 
 test: lint
 	sh tests/prepare.sh
+	$(PY) deploy/check.py
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# compose, HAProxy, Prometheus rules, Grafana dashboard and the Helm chart (deploy/check.py).
+deploy-check: $(STAMP)
+	$(PY) deploy/check.py
 
 bench: $(STAMP)
 	$(PY) bench/run.py --quick

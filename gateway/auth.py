@@ -5,18 +5,26 @@ log store as hashes and are looked up on a miss, then cached briefly so that a f
 does not become a flood of queries. Revoking a key on one replica takes effect there at once and
 on the others within ``cache_ttl_s``. Unknown keys are cached too (shorter), so a client retrying
 a bad key cannot hammer the database.
+
+With ``oidc:`` configured, the admin API also takes an OIDC bearer token (a JWT from the issuer,
+see ``gateway/oidc.py``) whose role claim maps to admin or to a team's reviewer; client calls
+never do, so the request path is unchanged.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from gateway.errors import AuthenticationFailed
-from gateway.settings import KeySettings, Settings, TeamSettings, key_digest
+from gateway.errors import AuthenticationFailed, Forbidden
+from gateway.settings import KeySettings, OidcSettings, Settings, TeamSettings, key_digest
 from gateway.stores.logs import LogStore
+
+if TYPE_CHECKING:
+    from gateway.oidc import OidcProvider
 
 Role = Literal["client", "admin", "reviewer"]
 
@@ -45,6 +53,17 @@ def bearer_key(authorization: str | None) -> str | None:
     return value or None
 
 
+def looks_like_jwt(key: str) -> bool:
+    return key.startswith("eyJ") and key.count(".") == 2
+
+
+def no_role_message(name: str, claim: str, values: Sequence[str]) -> str:
+    shown = ", ".join(repr(v[:60]) for v in values[:10]) or "none"
+    return (f"{name} is signed in, but has no role on this gateway: the {claim!r} claim "
+            f"(values: {shown}) matches nothing in the configured oidc.roles. Ask an admin "
+            "to map one of these values to admin or to a team's reviewer.")
+
+
 class Authenticator:
     def __init__(self, settings: Settings, store: LogStore | None, *,
                  cache_ttl_s: float = 5.0, negative_ttl_s: float = 1.0) -> None:
@@ -54,6 +73,12 @@ class Authenticator:
         self._ttl = cache_ttl_s
         self._neg_ttl = negative_ttl_s
         self._cache: dict[str, tuple[float, Principal | None]] = {}
+        self._oidc_settings: OidcSettings | None = settings.oidc
+        self.oidc: OidcProvider | None = None
+        if settings.oidc is not None:
+            from gateway.oidc import OidcProvider  # the optional extra, only when configured
+
+            self.oidc = OidcProvider(settings.oidc)
         for k in settings.server.admin_keys:
             d = key_digest(k)
             self._static[d] = Principal("admin", f"cfg:{d[:12]}", None)
@@ -74,6 +99,9 @@ class Authenticator:
             raise AuthenticationFailed("Missing API key: send 'Authorization: Bearer <key>'.")
         digest = hashlib.sha256(key.encode()).hexdigest()
         principal = self._static.get(digest)
+        if principal is None and self.oidc is not None and looks_like_jwt(key) and (
+                "admin" in roles or "reviewer" in roles):
+            principal = await self._bearer_token(key)
         if principal is None:
             principal = await self._lookup(digest)
         if principal is None or principal.role not in roles:
@@ -97,6 +125,26 @@ class Authenticator:
             self._cache.clear()
         self._cache[digest] = (now + (self._ttl if principal else self._neg_ttl), principal)
         return principal
+
+    async def _bearer_token(self, token: str) -> Principal:
+        assert self.oidc is not None
+        who = await self.oidc.verify_bearer(token)  # 401 with the failed check, or 503
+        principal = self.sso(who.name, who.values)
+        if principal is None:
+            raise Forbidden(no_role_message(who.name, self.oidc.settings.role_claim, who.values))
+        return principal
+
+    def sso(self, name: str, values: Sequence[str]) -> Principal | None:
+        """The admin or reviewer that single sign-on claim values map to, by the *current*
+        configuration (so a mapping removed from the config stops working at once)."""
+        grant = self._oidc_settings.grant(tuple(values)) if self._oidc_settings else None
+        if grant is None:
+            return None
+        role, team_name = grant
+        if role == "admin":
+            return Principal("admin", f"oidc:{name}", None)
+        team = self._teams.get(team_name or "")
+        return Principal("reviewer", f"oidc:{name}", team) if team is not None else None
 
     def staff(self, key_hash: str) -> Principal | None:
         """The admin or reviewer key with this SHA-256 digest (the review page's sessions hold

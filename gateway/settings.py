@@ -8,11 +8,13 @@ given in USD floats here and converted to integer micro-dollars by the code that
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -143,6 +145,119 @@ class TracingSettings(_Model):
     service_name: str = "llm-gateway"
 
 
+OIDC_EXTRA_HINT = "pip install 'llm-guardrail-gateway[oidc]'"
+
+
+def is_loopback_host(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _https_or_loopback(url: str) -> str:
+    """Tokens and codes travel over this URL: plain http only where nobody else can listen."""
+    try:
+        u = urlsplit(url)
+        host = u.hostname
+    except ValueError:
+        raise ValueError("must be an absolute http(s) URL") from None
+    if u.scheme not in ("https", "http") or not host or u.query or u.fragment:
+        raise ValueError("must be an absolute http(s) URL without query or fragment")
+    if u.scheme == "http" and not is_loopback_host(host):
+        raise ValueError("must be https:// (plain http:// is allowed only for a loopback "
+                         "host such as 127.0.0.1 or localhost, for local testing)")
+    return url
+
+
+class OidcSettings(_Model):
+    """Single sign-on with OpenID Connect for the review page and the admin API (gateway/oidc.py).
+
+    ``roles`` maps values of ``role_claim`` to ``admin`` or ``reviewer:<team>``.
+    """
+
+    issuer: str
+    client_id: str = Field(min_length=1)
+    #: Omitted for a public client (PKCE only); then server.session_secret is required.
+    client_secret: str | None = Field(default=None, min_length=1)
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "email", "profile"])
+    #: The gateway's public URL; the IdP redirects to <this>/ui/oidc/callback.
+    redirect_base_url: str
+    #: A claim name, or a dotted path into nested claims (``realm_access.roles``).
+    role_claim: str = Field(default="groups", min_length=1)
+    roles: dict[str, str] = Field(min_length=1)
+    #: The claim shown on the page and recorded with verdicts (falls back to
+    #: preferred_username, then sub).
+    name_claim: str = "email"
+    #: Audiences accepted in bearer tokens for the admin API; empty: just client_id.
+    audiences: list[str] = Field(default_factory=list)
+    label: str = Field(default="single sign-on", min_length=1, max_length=60)
+    session_ttl_s: float = Field(default=8 * 3600, ge=1)
+    leeway_s: float = Field(default=30, ge=0, le=300)
+    timeout_s: float = Field(default=5, gt=0, le=60)
+    #: Signing keys are re-fetched after this long, and on a token with an unknown key id,
+    #: but not more often than jwks_min_refresh_s (so forged key ids cannot flood the IdP).
+    jwks_cache_s: float = Field(default=3600, gt=0)
+    jwks_min_refresh_s: float = Field(default=30, ge=0)
+    #: On log-out also end the session at the IdP (its end_session_endpoint, if it has one).
+    logout_at_provider: bool = True
+
+    @field_validator("issuer")
+    @classmethod
+    def _secure_issuer(cls, v: str) -> str:
+        return _https_or_loopback(v)  # kept exactly: tokens' "iss" must equal it
+
+    @field_validator("redirect_base_url")
+    @classmethod
+    def _secure_base(cls, v: str) -> str:
+        return _https_or_loopback(v).rstrip("/")
+
+    @field_validator("scopes")
+    @classmethod
+    def _openid_scope(cls, v: list[str]) -> list[str]:
+        if "openid" not in v:
+            raise ValueError("must include 'openid'")
+        return v
+
+    @field_validator("roles")
+    @classmethod
+    def _role_values(cls, v: dict[str, str]) -> dict[str, str]:
+        for claim_value, role in v.items():
+            if role != "admin" and not re.fullmatch(r"reviewer:[A-Za-z0-9_.-]+", role):
+                raise ValueError(f"{claim_value!r}: {role!r} must be 'admin' or "
+                                 "'reviewer:<team>'")
+        return v
+
+    @model_validator(mode="after")
+    def _library(self) -> OidcSettings:
+        try:
+            from jwt.algorithms import has_crypto
+        except ImportError:
+            has_crypto = False
+        if not has_crypto:
+            raise ValueError("single sign-on needs PyJWT with cryptography, which is not "
+                             f"installed: install the gateway's 'oidc' extra ({OIDC_EXTRA_HINT})")
+        return self
+
+    def grant(self, values: list[str] | tuple[str, ...]) -> tuple[str, str | None] | None:
+        """The role these claim values give: ("admin", None), ("reviewer", team) or None.
+
+        Admin wins; otherwise the first reviewer mapping in the file's order that matches.
+        """
+        matched = [self.roles[v] for v in self.roles if v in values]
+        if "admin" in matched:
+            return ("admin", None)
+        return ("reviewer", matched[0].split(":", 1)[1]) if matched else None
+
+    @property
+    def accepted_audiences(self) -> list[str]:
+        return self.audiences or [self.client_id]
+
+
 class Price(_Model):
     input_per_mtok: float = Field(ge=0)
     output_per_mtok: float = Field(ge=0)
@@ -235,6 +350,7 @@ class Settings(_Model):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
+    oidc: OidcSettings | None = None
 
     @model_validator(mode="after")
     def _cross_check(self) -> Settings:
@@ -256,7 +372,20 @@ class Settings(_Model):
             if digest in seen:
                 raise ValueError(f"{where}: the same key is also used at {seen[digest]}")
             seen[digest] = where
+        self._check_oidc(set(teams))
         return self
+
+    def _check_oidc(self, teams: set[str]) -> None:
+        if self.oidc is None:
+            return
+        for value, role in self.oidc.roles.items():
+            team = role.partition(":")[2]
+            if team and team not in teams:
+                raise ValueError(f"oidc.roles[{value!r}]: unknown team {team!r}")
+        # The session cookie names the user; without a real secret it could be forged.
+        if not (self.server.session_secret or self.oidc.client_secret):
+            raise ValueError("server.session_secret: required when oidc has no client_secret "
+                             "(it signs the single sign-on sessions)")
 
     def _all_keys(self) -> list[tuple[str, str]]:
         out = [(f"server.admin_keys[{i}]", k) for i, k in enumerate(self.server.admin_keys)]
@@ -398,6 +527,8 @@ def masked(settings: Settings) -> dict[str, Any]:
     data["server"]["admin_keys"] = [mask(k) for k in data["server"]["admin_keys"]]
     if data["server"].get("session_secret"):
         data["server"]["session_secret"] = mask(data["server"]["session_secret"])
+    if data.get("oidc") and data["oidc"].get("client_secret"):
+        data["oidc"]["client_secret"] = mask(data["oidc"]["client_secret"])
     for m in data["models"]:
         if m.get("api_key"):
             m["api_key"] = mask(m["api_key"])

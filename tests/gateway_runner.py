@@ -62,11 +62,13 @@ class RunningGateway:
 
 
 @contextlib.contextmanager
-def run_gateway(settings: Settings | dict[str, Any]) -> Iterator[RunningGateway]:
+def run_gateway(settings: Settings | dict[str, Any], *, port: int | None = None
+                ) -> Iterator[RunningGateway]:
+    """``port``: when the config must name the gateway's own URL (an OIDC redirect URL)."""
     if isinstance(settings, dict):
         settings = parse_settings(settings)
     app = create_app(settings)
-    port = free_port()
+    port = port or free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, loop="asyncio", lifespan="on",
                             log_level="warning", access_log=False)
     server = uvicorn.Server(config)

@@ -25,6 +25,10 @@ class Finding:
     start: int  # character (not byte) offsets into the scanned text
     end: int
     score: float  # 0..1
+    # The value looks like a documentation example or placeholder (``AKIAIOSFODNN7EXAMPLE``,
+    # ``ghp_EXAMPLE...``) yet has the full shape of the real thing. Checks report it; the policy
+    # decides (``enforce``: ``mask``/``redact`` still replace it, ``block``/``flag`` pass it).
+    example: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,6 +68,10 @@ def scan(rules: Sequence[Rule], text: str, ctx: ScanContext) -> list[Detection]:
         if type(rule.check).whole_text and not ctx.final:
             continue
         for f in rule.check.scan(text, ctx):
+            # A documentation example (AKIAIOSFODNN7EXAMPLE) does not refuse or queue a request,
+            # but mask/redact still replace it: a wrong guess there costs nothing.
+            if f.example and rule.action in ("block", "flag"):
+                continue
             if 0 <= f.start <= f.end <= len(text):
                 out.append(Detection(rule, f))
     return out

@@ -4,6 +4,7 @@ Server-rendered Jinja2 templates (autoescaped) and one small script for keyboard
 front-end build. Every page reuses the admin API's scoping and validation (``review.py``), so a
 reviewer sees exactly what their key would through the API and gets 404 for other teams' items.
 Forms are urlencoded and parsed here, with a size cap, so no multipart dependency is needed.
+With ``oidc:`` configured, the login page also offers single sign-on (``ui/oidc.py``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from gateway.services import Services
 from gateway.stores.logs import STATUSES
 from gateway.stores.sql.common import encode_cursor
 from gateway.ui import views
+from gateway.ui.oidc import OidcSignIn
 from gateway.ui.session import (
     COOKIE,
     LOGIN_CSRF_COOKIE,
@@ -85,6 +87,8 @@ class ReviewPage:
         self.s = s
         self.env = _env()
         self.codec = SessionCodec(session_secret(s.settings))
+        self.sso = (OidcSignIn(s.auth.oidc, s.auth, self.codec, self.login_form)
+                    if s.auth.oidc is not None else None)
 
     # --- plumbing --------------------------------------------------------------------------------
 
@@ -97,8 +101,12 @@ class ReviewPage:
 
     def current(self, request: Request) -> tuple[Session, Principal] | None:
         session = self.codec.read(request.cookies.get(COOKIE))
-        principal = self.s.auth.staff(session.digest) if session else None
-        return (session, principal) if session and principal else None
+        if session is None:
+            return None
+        user = session.user
+        principal = (self.s.auth.sso(user.name, user.values) if user is not None
+                     else self.s.auth.staff(session.digest))
+        return (session, principal) if principal else None
 
     def page(self, handler: Callable[[Request, Session, Principal], Awaitable[Response]],
              *, post: bool = False) -> Handler:
@@ -131,7 +139,8 @@ class ReviewPage:
     async def login_form(self, request: Request, error: str = "", status: int = 200
                          ) -> Response:
         token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
-        response = self.render("login.html", status=status, csrf=token, error=error, me=None)
+        response = self.render("login.html", status=status, csrf=token, error=error, me=None,
+                               sso=self.sso.settings.label if self.sso else None)
         response.set_cookie(LOGIN_CSRF_COOKIE, token, max_age=3600, path="/ui", httponly=True,
                             samesite="strict", secure=request.url.scheme == "https")
         return response
@@ -153,7 +162,10 @@ class ReviewPage:
         return response
 
     async def logout(self, request: Request, session: Session, p: Principal) -> Response:
-        response = RedirectResponse("/ui/login", status_code=303)
+        to = "/ui/login"
+        if session.user is not None and self.sso is not None:
+            to = await self.sso.logout_url()
+        response = RedirectResponse(to, status_code=303)
         response.delete_cookie(COOKIE, path="/ui", httponly=True, samesite="strict")
         return response
 
@@ -228,6 +240,10 @@ def ui_routes(s: Services) -> list[BaseRoute]:
     async def to_ui(request: Request) -> Response:
         return RedirectResponse("/ui/", status_code=307)
 
+    sso: list[BaseRoute] = [] if ui.sso is None else [
+        Route("/oidc/login", ui.sso.start, methods=["GET"]),
+        Route("/oidc/callback", ui.sso.callback, methods=["GET"]),
+    ]
     return [
         Route("/ui", to_ui, methods=["GET"]),
         Mount("/ui", routes=[
@@ -240,6 +256,7 @@ def ui_routes(s: Services) -> list[BaseRoute]:
             Route("/rules", ui.page(ui.rules), methods=["GET"]),
             Route("/teams", ui.page(ui.teams), methods=["GET"]),
             Route("/teams/{team}", ui.page(ui.team), methods=["GET"]),
+            *sso,
             Mount("/static", StaticFiles(directory=HERE / "static"), name="ui-static"),
         ]),
     ]

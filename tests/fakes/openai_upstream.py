@@ -6,7 +6,12 @@ request it receives, and misbehaves on demand: set ``fake.mode`` to one of
     ok | status:<code> | hang | invalid_json | drop_mid_stream | no_usage | error_event
 
 ``fake.chunks`` sets how many content chunks a stream has (``fake.pieces`` gives them exactly);
-``fake.reply`` the text.
+``fake.reply`` the text; ``fake.latency_s`` delays every answer's first byte.
+
+``fake.ledger`` is what a provider would bill: one ``Bill`` per request it accepted (keyed by the
+caller's ``x-request-id``), with the prompt tokens and the completion tokens actually written to
+the wire, the caller's API key (so several gateway replicas given different upstream keys can be
+told apart) and whether the answer was completed. ``fake.billed()`` sums it.
 """
 
 from __future__ import annotations
@@ -15,12 +20,35 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from aiohttp import web
+
+
+@dataclass
+class Bill:
+    """One request as the provider bills it: prompt tokens once accepted, completion tokens as
+    they are written (a stream cut half way bills the half that was generated)."""
+
+    request_id: str
+    api_key: str
+    endpoint: str
+    prompt_tokens: int
+    completion_tokens: int = 0
+    stream: bool = False
+    started: float = field(default_factory=time.monotonic)
+    #: time.monotonic() when the last byte was written; None while in flight or when cut.
+    finished: float | None = None
+
+
+@dataclass(frozen=True)
+class Billed:
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
 
 
 @dataclass
@@ -42,12 +70,29 @@ class FakeOpenAI:
     disconnects: int = 0
     completed_streams: int = 0
     served_completion_tokens: int = 0
+    latency_s: float = 0.0
+    ledger: dict[str, Bill] = field(default_factory=dict)
     #: Set when the fake shuts down: a hung handler lets go then (see ``_failure``).
     stopping: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     @property
     def last(self) -> dict[str, Any]:
         return self.requests[-1]
+
+    def bills(self) -> list[Bill]:
+        """A snapshot of the ledger, safe to take from another thread while it grows."""
+        return list(self.ledger.values())
+
+    def billed(self, keep: Callable[[Bill], bool] = lambda b: True) -> Billed:
+        bills = [b for b in self.bills() if keep(b)]
+        return Billed(len(bills), sum(b.prompt_tokens for b in bills),
+                      sum(b.completion_tokens for b in bills))
+
+    def open_bill(self, request: web.Request, endpoint: str, stream: bool = False) -> Bill:
+        rid = request.headers.get("x-request-id") or f"anon-{len(self.ledger)}"
+        key = request.headers.get("authorization", "").removeprefix("Bearer ")
+        bill = self.ledger[rid] = Bill(rid, key, endpoint, self.prompt_tokens, stream=stream)
+        return bill
 
 
 def _pieces(text: str, n: int) -> list[str]:
@@ -93,11 +138,14 @@ def _app(fake: FakeOpenAI) -> web.Application:
         failed = await _failure(fake)
         if failed is not None:
             return failed
+        if fake.latency_s:
+            await asyncio.sleep(fake.latency_s)
+        bill = fake.open_bill(request, "chat", bool(body.get("stream")))
         words = len(fake.reply.split(" "))
         if body.get("stream") and fake.tool_args is not None:
             return await _stream_tool_call(request, body)
         if body.get("stream"):
-            return await _stream(request, body, words)
+            return await _stream(request, body, words, bill)
         data: dict[str, Any] = {
             "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
             "model": body["model"],
@@ -112,9 +160,14 @@ def _app(fake: FakeOpenAI) -> web.Application:
         if fake.mode != "no_usage":
             data["usage"] = _usage(fake, words)
         fake.served_completion_tokens += words
-        return web.Response(body=orjson.dumps(data), content_type="application/json")
+        bill.completion_tokens = words
+        resp = web.Response(body=orjson.dumps(data), content_type="application/json")
+        await resp.prepare(request)
+        await resp.write_eof()
+        bill.finished = time.monotonic()
+        return resp
 
-    async def _stream(request: web.Request, body: dict[str, Any], words: int
+    async def _stream(request: web.Request, body: dict[str, Any], words: int, bill: Bill
                       ) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
         await resp.prepare(request)
@@ -150,6 +203,7 @@ def _app(fake: FakeOpenAI) -> web.Application:
                     await asyncio.sleep(fake.chunk_delay_s)
                 await write(chunk({"content": piece}))
                 fake.served_completion_tokens += len(piece.split())
+                bill.completion_tokens += len(piece.split())
             await write(chunk({}, "stop"))
             opts = body.get("stream_options") or {}
             if opts.get("include_usage") and fake.mode != "no_usage":
@@ -159,6 +213,7 @@ def _app(fake: FakeOpenAI) -> web.Application:
                     + b"\n\n")
             await write(b"data: [DONE]\n\n")
             fake.completed_streams += 1
+            bill.finished = time.monotonic()
         except (ConnectionResetError, asyncio.CancelledError):
             fake.disconnects += 1
             raise
@@ -191,7 +246,11 @@ def _app(fake: FakeOpenAI) -> web.Application:
         failed = await _failure(fake)
         if failed is not None:
             return failed
+        if fake.latency_s:
+            await asyncio.sleep(fake.latency_s)
         words = len(fake.reply.split(" "))
+        bill = fake.open_bill(request, "completions")
+        bill.completion_tokens, bill.finished = words, time.monotonic()
         return web.json_response({
             "id": "cmpl-fake", "object": "text_completion", "created": 1, "model": body["model"],
             "choices": [{"index": 0, "text": fake.reply, "finish_reason": "stop",
@@ -204,7 +263,10 @@ def _app(fake: FakeOpenAI) -> web.Application:
         failed = await _failure(fake)
         if failed is not None:
             return failed
+        if fake.latency_s:
+            await asyncio.sleep(fake.latency_s)
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        fake.open_bill(request, "embeddings").finished = time.monotonic()
         return web.json_response({
             "object": "list", "model": body["model"],
             "data": [{"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]}

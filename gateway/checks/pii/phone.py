@@ -61,7 +61,7 @@ _WORD = re.compile(r"\w+")
 
 # Digits joined by single separators or parentheses; '+' or '(' may lead.
 _RUN = re.compile(
-    r"(?<![\w+\-./])(?<!\d,)[+(]?\d(?:[ .\-]?[()]?[ .\-]?\d)*"
+    r"(?:(?<![\w+\-./])|(?<=\\[nrt]))(?<!\d,)(?<!\d:)[+(]?\d(?:[ .\-]?[()]?[ .\-]?\d)*"
     r"(?:[ ]?(?:x|ext\.?|extension)[ ]?\d{1,6})?"
     r"(?![\w@]|[.,\-/]\d)",
     re.IGNORECASE,
@@ -74,6 +74,12 @@ _SHAPE = re.compile(
     re.IGNORECASE,
 )
 _SEPARATORS = re.compile(r"[ .\-]")
+_ESCAPE = re.compile(r"\\[nrt]")
+# Numbers of an address, not a phone: "Apt. 833 91202 3784", "Suite 400 2100 ...", "# 12".
+_ADDRESS_BEFORE = re.compile(
+    r"(?:\b(?:apt|apartment|suite|ste|unit|flat|room|rm|box|bldg|building|floor|fl|no)\.?|#)\s?$",
+    re.IGNORECASE,
+)
 _CURRENCY_BEFORE = re.compile(r"(?:[$€£¥₹]|\b(?:usd|eur|gbp|chf|rs|inr))\s?$", re.IGNORECASE)
 # Enough digits in a separator-joined run for any phone number: the cheap trigger.
 TRIGGER = re.compile(r"\d(?:[ .\-()]{0,3}\d){6}")
@@ -95,7 +101,7 @@ def classify(run: str, before: str = "") -> float | None:
     validation or context), ``SPACED_SCORE`` (needs context), or None when it is no phone number
     at all."""
     m = _SHAPE.fullmatch(run)
-    if m is None or _CURRENCY_BEFORE.search(before):
+    if m is None or _CURRENCY_BEFORE.search(before) or _ADDRESS_BEFORE.search(before):
         return None
     intl, area, body = m.group("intl"), m.group("area"), m.group("body")
     groups = _SEPARATORS.split(body)
@@ -103,7 +109,13 @@ def classify(run: str, before: str = "") -> float | None:
     digits = len(body) - len(groups) + 1 + len(area or "")
     if intl:
         digits += len(intl) - (2 if intl.startswith("00") else 1)
-    if not 7 <= digits <= 15 or len(separators) > 1 or any(len(g) == 1 for g in groups[1:]):
+    if (
+        not 7 <= digits <= 15
+        or len(separators) > 1
+        or any(len(g) == 1 for g in groups[1:])
+        # no national plan groups a number 8+4: order and reference numbers (12345678-1234)
+        or (len(groups) == 2 and len(groups[0]) > 5 and not (intl or area))
+    ):
         return None  # too short or long; mixed separators; ISBNs, versions, enumerations
     if (
         "+" not in run
@@ -132,10 +144,16 @@ def _other_number(core: str) -> bool:
     )
 
 
+def unescaped(text: str) -> str:
+    """``text`` with escaped newlines and tabs (``\\n`` in a JSON string or log line) blanked,
+    same length: their letter would otherwise glue itself to the next word ('\\nPhone')."""
+    return _ESCAPE.sub("  ", text) if "\\" in text else text
+
+
 def _near(text: str, start: int, end: int, words: tuple[str, ...]) -> bool:
     """One of ``words`` starts one of the four words before or the two after the span."""
-    around = _WORD.findall(text[max(0, start - 60) : start])[-4:]
-    around += _WORD.findall(text[end : end + 30])[:2]
+    around = _WORD.findall(unescaped(text[max(0, start - 60) : start]))[-4:]
+    around += _WORD.findall(unescaped(text[end : end + 30]))[:2]
     return any(w.lower().startswith(words) for w in around)
 
 

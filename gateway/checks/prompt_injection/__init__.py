@@ -20,6 +20,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from gateway.checks.base import BOTH_DIRECTIONS, CheckParams, Finding, ScanContext
+from gateway.checks.prompt_injection.model import load_model
 
 _I = re.IGNORECASE
 _PRIOR = (
@@ -872,7 +873,16 @@ def _hidden_text_signals(text: str) -> Iterator[tuple[float, int, int]]:
 
 
 class PromptInjectionParams(CheckParams):
+    # Heuristics alone: flag at this combined score (model off).
     threshold: float = Field(default=0.6, ge=0.0, le=1.0)
+    # The model tier (``model.py``): the heuristics decide alone only at ``sure`` or above; every
+    # other text (the undecided ones, including those with no signal) is flagged when the n-gram
+    # model's probability reaches ``model_threshold``. Figures: bench/ACCURACY.md.
+    model: bool = False
+    sure: float = Field(default=0.99, ge=0.0, le=1.0)
+    model_threshold: float = Field(default=0.95, ge=0.0, le=1.0)
+    # Shorter texts carry too few n-grams for the model; the heuristics decide them alone.
+    model_min_chars: int = Field(default=40, ge=1)
 
 
 class PromptInjectionCheck:
@@ -888,8 +898,11 @@ class PromptInjectionCheck:
 
     def __init__(self, params: PromptInjectionParams) -> None:
         self.params = params
+        self._model = load_model() if params.model else None
 
     def prefilter(self, text: str) -> bool:
+        if self._model is not None and len(text) >= self.params.model_min_chars:
+            return True  # the model reads every text the heuristics leave undecided
         # Encoded or obfuscated payloads carry no plain keyword, so any blob-like or non-ASCII
         # text goes to the full scan.
         # (Cheapest tests first: the answer is their disjunction.)
@@ -925,13 +938,17 @@ class PromptInjectionCheck:
             hits += [(w * 0.9, s, e) for w, s, e in _plain_signals(obfuscated)]
         elif relevant:
             hits += [(w * 0.9, 0, len(text)) for w, _, _ in _plain_signals(obfuscated)]
-        if not hits:
-            return []
         miss = 1.0
         for weight, _, _ in hits:
             miss *= 1.0 - weight
         score = round(1.0 - miss, 4)
-        if score < self.params.threshold:
+        p = self.params
+        if self._model is not None and score < p.sure and len(text) >= p.model_min_chars:
+            # Undecided by the heuristics: the model's verdict, over the whole text.
+            prob = self._model.probability(text)
+            return [Finding("PROMPT_INJECTION", 0, len(text), round(prob, 4))] if (
+                prob >= p.model_threshold) else []
+        if not hits or score < (p.sure if self._model is not None else p.threshold):
             return []
         spans = sorted({(s, e) for _, s, e in hits})
         return [Finding("PROMPT_INJECTION", s, e, score) for s, e in _merge(spans)]

@@ -1,9 +1,8 @@
-"""Personal data (e-mail, phone, card, SSN, IBAN, IP; names with a spaCy model) via presidio.
+"""presidio's recognizers, built once per NLP configuration, run only where their triggers fire.
 
 presidio-analyzer is heavy to build (hundreds of ms, plus a spaCy model when one is named), so one
 ``PiiEngine`` per NLP configuration is built lazily and shared by every ``PiiCheck``; the rule's own
-settings (entities, threshold, allow list, context words) are applied per call. Only this module
-imports presidio.
+settings (entities, threshold, allow list, context words) are applied per call.
 
 Offline by construction:
 - ``AnalyzerEngine()`` with defaults downloads a spaCy model; we build a ``no_op`` NLP engine
@@ -15,13 +14,12 @@ Offline by construction:
   would silently do nothing; ``_WindowContextEnhancer`` matches them in the raw text instead.
 """
 
-from __future__ import annotations
 
 import copy
 import re
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any, ClassVar, cast
+from typing import Any, cast
 
 from presidio_analyzer import (
     EntityRecognizer,
@@ -38,69 +36,31 @@ from presidio_analyzer.predefined_recognizers import (
     IpRecognizer,
     PhoneRecognizer,
 )
-from pydantic import Field, field_validator
 from tldextract import TLDExtract
 
-from gateway.checks._phone import TRIGGER as _PHONE_TRIGGER
-from gateway.checks._phone import StructuredPhoneRecognizer
 from gateway.checks.base import (
-    BOTH_DIRECTIONS,
-    CheckParams,
     Finding,
-    ParamError,
-    ScanContext,
     resolve_overlaps,
 )
+from gateway.checks.pii.address import street_address_recognizer
+from gateway.checks.pii.phone import StructuredPhoneRecognizer, unescaped
+from gateway.checks.pii.triggers import _TRIGGERS, _fired, _token_start
 
-DEFAULT_ENTITIES = (
-    "EMAIL_ADDRESS",
-    "PHONE_NUMBER",
-    "CREDIT_CARD",
-    "US_SSN",
-    "IBAN_CODE",
-    "IP_ADDRESS",
-)
+# presidio's card pattern stops at 17 digits and misses 2-series Mastercard, 15-digit JCB (2131,
+# 1800) and 12-digit Maestro (0604...); this one covers 12-19 digits in groups of four with one
+# separator throughout (not "12345678-1234", an order number). Luhn still decides.
 # RFC 2606 / 6761 names: addresses on them are still addresses a prompt should not leak, and
 # presidio would otherwise reject them as having no valid TLD.
 _RESERVED_TLDS = ("example", "invalid", "test", "localhost", "local", "internal")
-# Entities whose every match contains a digit: their trigger, unless ``_TRIGGERS`` has a better one.
-_DIGIT_ENTITIES = frozenset({"UK_NHS", "US_ITIN", "US_BANK_NUMBER", "US_PASSPORT", "CRYPTO"})
 _WORD = re.compile(r"\w+")
-_DIGIT = re.compile(r"\d")
-# presidio's card pattern stops at 17 digits and misses 2-series Mastercard, 15-digit JCB (2131,
-# 1800) and 12-digit Maestro; this one covers 12-19 digits in groups. Luhn still decides.
 _WIDE_CARD = Pattern(
     "Card numbers, 12-19 digits (weak)",
-    r"(?<![+\d])\b(?:4\d{3}|5[0-8]\d{2}|6\d{3}|2[2-7]\d{2}|3\d{3}|2131|1800)(?:[- ]?\d{4}){2,3}"
-    r"(?:[- ]?\d{1,3})?\b",
+    r"(?<![+\d])\b(?:4\d{3}|5[0-8]\d{2}|6\d{3}|2[2-7]\d{2}|3\d{3}|2131|1800|0604)"
+    r"(?P<sep>[- ]?)\d{4}(?:(?P=sep)\d{4}){1,2}(?:(?P=sep)\d{1,3})?\b",
     0.3,
 )
 # Cheap necessary conditions, one per entity: a recognizer runs only when one of its requested
 # entities has its trigger in the text. Each is implied by every pattern of the entity's
-# recognizers (same flags: presidio matches case-insensitively).
-_TRIGGERS: dict[str, re.Pattern[str]] = {
-    "EMAIL_ADDRESS": re.compile("@"),
-    "CREDIT_CARD": re.compile(r"\d(?:[- ]?\d){11}"),  # 12+ digits, single separators
-    "IBAN_CODE": re.compile(r"[A-Z]{2}[0-9]{2}", re.IGNORECASE),
-    "US_SSN": re.compile(r"\d{3}[- .]?\d{2}[- .]?\d{4}"),  # nine digits
-    "IP_ADDRESS": re.compile(r"\d\.\d{1,3}\.\d{1,3}\.\d|:[0-9A-Fa-f]{0,4}:"),  # v4 / v6
-    "PHONE_NUMBER": _PHONE_TRIGGER,
-}
-# ``_TRIGGERS`` evaluated in one pass (``_fired``): every digit-bearing trigger match lies in one
-# maximal run of digits, spaces, '.', '-' and parentheses that starts with a digit (a *cluster*),
-# and an IBAN trigger's digits start one (a letter precedes them); so the triggers are tried only
-# on clusters long enough for them, instead of at every position of the text.
-_CLUSTER = re.compile(r"\d[\d .\-()]*")
-_IPV4_TRIGGER = re.compile(r"\d\.\d{1,3}\.\d{1,3}\.\d")
-_IPV6_TRIGGER = re.compile(r":[0-9A-Fa-f]{0,4}:")
-# entity -> (fewest characters of a cluster holding a match, the trigger's digit part)
-_CLUSTER_TRIGGERS: dict[str, tuple[int, re.Pattern[str]]] = {
-    "CREDIT_CARD": (12, _TRIGGERS["CREDIT_CARD"]),
-    "US_SSN": (9, _TRIGGERS["US_SSN"]),
-    "PHONE_NUMBER": (7, _TRIGGERS["PHONE_NUMBER"]),
-    "IP_ADDRESS": (7, _IPV4_TRIGGER),
-}
-# presidio's IP patterns; all but "IPv4" need a ':' in the match.
 _IP_PATTERNS = ("IPv4_mapped", "IPv4_embedded", "IPv4", "IPv6", "IPv6_unspecified")
 # Entities whose recognizers' matches never contain white space: run on tokens (``_run``).
 _TOKEN_ENTITIES = frozenset({"EMAIL_ADDRESS", "IP_ADDRESS"})
@@ -181,8 +141,9 @@ class _WindowContextEnhancer(ContextAwareEnhancer):
     def _in_window(
         self, text: str, start: int, end: int, single: tuple[str, ...], phrases: tuple[str, ...]
     ) -> bool:
-        before = _WORD.findall(text, max(0, start - 80), start)[-self.context_prefix_count :]
-        after = _WORD.findall(text, end, end + 40)[: self.context_suffix_count]
+        before = _WORD.findall(unescaped(text[max(0, start - 80) : start]))
+        before = before[-self.context_prefix_count :]
+        after = _WORD.findall(unescaped(text[end : end + 40]))[: self.context_suffix_count]
         window = [w.lower() for w in before + after]
         if single and any(w.startswith(single) for w in window):
             return True
@@ -218,6 +179,8 @@ class PiiEngine:
             extra_suffixes=_RESERVED_TLDS,
         )
         registry.add_recognizer(_OfflineEmailRecognizer(extractor))
+        if spacy_model:  # NER on: whole street addresses, which spaCy tags only in part
+            registry.add_recognizer(street_address_recognizer())
         registry.add_recognizer(StructuredPhoneRecognizer(PhoneRecognizer()))
         registry.add_recognizer(
             CreditCardRecognizer(patterns=[_WIDE_CARD], name="WideCreditCardRecognizer")
@@ -358,64 +321,6 @@ def _nlp_engine(spacy_model: str | None) -> NlpEngine:
     return engine
 
 
-def _token_start(text: str, i: int, floor: int) -> int:
-    while i > floor and not text[i - 1].isspace():
-        i -= 1
-    return i
-
-
-def _fires(trigger: re.Pattern[str] | None, text: str) -> bool:
-    return trigger is None or trigger.search(text) is not None
-
-
-def _fired(text: str, entities: Sequence[str], first: bool = False) -> dict[str, bool]:
-    """``{e: _fires(_TRIGGERS.get(e), text) for e in entities}``, in one pass over the text;
-    with ``first``, only until one fires (then any value is the right answer to "does any")."""
-    fired = {e: e not in _TRIGGERS for e in entities}
-    if first and any(fired.values()):
-        return fired
-    pending = {e for e in entities if e in _TRIGGERS}
-    if "EMAIL_ADDRESS" in pending:
-        fired["EMAIL_ADDRESS"] = "@" in text
-        pending.discard("EMAIL_ADDRESS")
-    if "IP_ADDRESS" in pending and ":" in text and _IPV6_TRIGGER.search(text) is not None:
-        fired["IP_ADDRESS"] = True
-        pending.discard("IP_ADDRESS")
-    if not pending or (first and any(fired.values())):
-        return fired
-    iban = _TRIGGERS["IBAN_CODE"]
-    for m in _CLUSTER.finditer(text):
-        start, end = m.span()
-        size = end - start
-        if size < 2:
-            continue
-        for entity in tuple(pending):
-            if entity == "IBAN_CODE":
-                hit = start >= 2 and iban.match(text, start - 2) is not None
-            else:
-                least, trigger = _CLUSTER_TRIGGERS[entity]
-                hit = size >= least and trigger.search(text, start, end) is not None
-            if hit:
-                fired[entity] = True
-                pending.discard(entity)
-                if first:
-                    return fired
-        if not pending:
-            break
-    return fired
-
-
-def _combined_trigger(entities: Sequence[str]) -> re.Pattern[str] | None:
-    """A regex that finds something wherever any entity's trigger does; None: no cheap test."""
-    parts: list[str] = []
-    for entity in entities:
-        trigger = _TRIGGERS.get(entity)
-        if trigger is None and entity not in _DIGIT_ENTITIES:
-            return None
-        part = trigger.pattern if trigger is not None else r"\d"
-        parts.append(f"(?i:{part})" if trigger is not None and trigger.flags & re.I else part)
-    return re.compile("|".join(f"(?:{p})" for p in dict.fromkeys(parts)))
-
 
 @lru_cache(maxsize=4)
 def pii_engine(spacy_model: str | None = None) -> PiiEngine:
@@ -426,65 +331,3 @@ def pii_engine(spacy_model: str | None = None) -> PiiEngine:
     """
     return PiiEngine(spacy_model)
 
-
-class PiiParams(CheckParams):
-    entities: tuple[str, ...] = Field(default=DEFAULT_ENTITIES, min_length=1)
-    # 0.4 keeps phone numbers, which presidio scores 0.4 without context words, and drops the
-    # 0.05-0.3 "weak" SSN/bank-number patterns (nine bare digits); see bench/ACCURACY.md.
-    min_score: float = Field(default=0.4, ge=0.0, le=1.0)
-    allow_list: tuple[str, ...] = ()
-    context_words: tuple[str, ...] = ()
-    # An installed spaCy model (the official ``en_core_web_sm``) adds PERSON, LOCATION, NRP, ...
-    spacy_model: str | None = None
-
-    @field_validator("entities")
-    @classmethod
-    def _upper(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(e.strip().upper() for e in v)
-
-
-class PiiCheck:
-    """Finds personal data with presidio's recognizers; overlapping findings keep the best one."""
-
-    name: ClassVar[str] = "pii"
-    Params: ClassVar[type[PiiParams]] = PiiParams
-    directions: ClassVar[frozenset[str]] = BOTH_DIRECTIONS
-    whole_text: ClassVar[bool] = False
-    # Practical e-mail addresses (64-char local part + domain) and IBANs with spaces fit in 128;
-    # RFC-maximal 254-char addresses would need a larger hold-back.
-    max_match_chars: ClassVar[int] = 128
-
-    def __init__(self, params: PiiParams) -> None:
-        self.params = params
-        try:
-            self._engine = pii_engine(params.spacy_model)
-        except OSError as exc:  # spaCy: model not installed
-            raise ParamError("spacy_model", f"cannot load spaCy model: {exc}") from exc
-        unknown = sorted(set(params.entities) - self._engine.supported_entities)
-        if unknown:
-            known = ", ".join(sorted(self._engine.supported_entities))
-            raise ParamError("entities", f"unsupported {unknown} (supported: {known})")
-        # One alternation of the entities' triggers: False means no recognizer would run.
-        self._trigger = _combined_trigger(params.entities)
-        self._digit_gated = any(self._fired_by_digit(e) for e in params.entities)
-
-    def prefilter(self, text: str) -> bool:
-        # Same answer as ``self._trigger.search(text)``, without trying the alternation everywhere.
-        if self._trigger is None:
-            return True
-        entities = self.params.entities
-        if self._digit_gated and _DIGIT.search(text) is not None:
-            return True
-        return any(_fired(text, [e for e in entities if e in _TRIGGERS], first=True).values())
-
-    @staticmethod
-    def _fired_by_digit(entity: str) -> bool:
-        return entity in _DIGIT_ENTITIES and entity not in _TRIGGERS
-
-    def scan(self, text: str, ctx: ScanContext) -> list[Finding]:
-        # ``analyze`` runs no recognizer when no trigger fires, which is ``prefilter``'s answer
-        # unless a digit entity without a trigger of its own was asked for.
-        if self._digit_gated and not self.prefilter(text):
-            return []
-        p = self.params
-        return self._engine.analyze(text, p.entities, p.min_score, p.allow_list, p.context_words)
