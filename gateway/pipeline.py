@@ -151,22 +151,11 @@ async def _serve(s: Services, dialect: Dialect, settlement: _Settlement, auth: s
     if policy is not None:
         vault = await s.guardrails.check_input(policy, wire.input_slots(call), call.body, record)
     upstream = UpstreamCall(call.endpoint, call.body, model, record.request_id)
-    started = time.perf_counter()
     if call.stream:
-        events = s.upstream.stream(upstream)
-        try:
-            first = await anext(events, None)  # errors before any byte are HTTP errors
-        except BaseException:
-            await events.aclose()
-            raise
         guard = (StreamGuard(s.guardrails, policy, vault, record, call.body)
                  if policy is not None and policy.guards_output else None)
-        meter = StreamMeter(hold, s.pricing.price(model), estimate, model.upstream_model)
-        relay = StreamRelay(call, dialect.stream(call, model.upstream_model), first or [b"{}"],
-                            events, meter, record, s.submit, guard=guard,
-                            upstream_started=started)
-        settlement.hand_to_stream()
-        return SSEResponse(relay, {"x-request-id": record.request_id, **hold.headers()})
+        return await _stream(s, dialect, call, upstream, estimate, settlement, guard)
+    started = time.perf_counter()
     result = await s.upstream.complete(upstream)
     record.upstream_ms = (time.perf_counter() - started) * 1e3
     _price(s, model, call, estimate, result, settlement)  # paid upstream, even if blocked below
@@ -177,6 +166,28 @@ async def _serve(s: Services, dialect: Dialect, settlement: _Settlement, auth: s
         result.raw = None  # the answer may have changed: serialize it again
     record.finish_reason = wire.finish_reason(result.data)
     return _answer(dialect, settlement, hold, result)
+
+
+async def _stream(s: Services, dialect: Dialect, call: Call, upstream: UpstreamCall,
+                  estimate: Estimate, settlement: _Settlement, guard: StreamGuard | None
+                  ) -> SSEResponse:
+    """Open the upstream stream (an error before its first event is an HTTP error) and hand
+    the request's hold and record to the relay that will settle them."""
+    record, hold, model = settlement.record, settlement.hold, upstream.model
+    assert hold is not None
+    started = time.perf_counter()
+    events = s.upstream.stream(upstream)
+    try:
+        first = await anext(events, None)
+    except BaseException:
+        await events.aclose()
+        raise
+    meter = StreamMeter(hold, s.pricing.price(model), estimate, model.upstream_model)
+    relay = StreamRelay(call, dialect.stream(call, model.upstream_model), first or [b"{}"],
+                        events, meter, record, s.submit, guard=guard,
+                        upstream_started=started)
+    settlement.hand_to_stream()
+    return SSEResponse(relay, {"x-request-id": record.request_id, **hold.headers()})
 
 
 def _price(s: Services, model: ModelSettings, call: Call, estimate: Estimate,

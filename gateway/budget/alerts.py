@@ -28,13 +28,8 @@ class ThresholdAlerts:
                     counters: Sequence[Counter], claim: Claim) -> None:
         """Send the alerts of every threshold the counters (after a settle) have crossed."""
         for line, info, c in zip(lines, infos, counters, strict=False):
-            b = info.scope.budget
-            if b is None or not b.alert_at or line.limit in (UNLIMITED, 0):
-                continue
-            for th in b.alert_at:
+            for th in self._crossed(team, line, info, c):
                 marker = f"{line.key}:{th}"
-                if c.spent < th * line.limit or f"{team}/{marker}" in self._alerted:
-                    continue
                 try:
                     first = await claim(team, marker, line.expire_at_s)
                 except StoreUnavailable:
@@ -43,11 +38,21 @@ class ThresholdAlerts:
                     self._alerted.clear()
                 self._alerted.add(f"{team}/{marker}")
                 if first:
-                    usd = line.metric == "usd"
-                    self.sender.send(Alert(
-                        team=team, key=info.scope.key_id,
-                        metric="usd" if usd else "tokens", period=info.period,
-                        period_id=info.period_id,
-                        spent=micros_to_usd(c.spent) if usd else c.spent,
-                        limit=micros_to_usd(line.limit) if usd else line.limit,
-                        threshold=th, webhook=info.scope.webhook))
+                    self.sender.send(_alert(team, line, info, c, th))
+
+    def _crossed(self, team: str, line: BudgetLine, info: LineInfo, c: Counter) -> list[float]:
+        """The line's thresholds its spend has reached and this replica has not seen claimed."""
+        b = info.scope.budget
+        if b is None or not b.alert_at or line.limit in (UNLIMITED, 0):
+            return []
+        return [th for th in b.alert_at if c.spent >= th * line.limit
+                and f"{team}/{line.key}:{th}" not in self._alerted]
+
+
+def _alert(team: str, line: BudgetLine, info: LineInfo, c: Counter, threshold: float) -> Alert:
+    usd = line.metric == "usd"
+    return Alert(team=team, key=info.scope.key_id, metric="usd" if usd else "tokens",
+                 period=info.period, period_id=info.period_id,
+                 spent=micros_to_usd(c.spent) if usd else c.spent,
+                 limit=micros_to_usd(line.limit) if usd else line.limit,
+                 threshold=threshold, webhook=info.scope.webhook)

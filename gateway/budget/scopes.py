@@ -191,10 +191,7 @@ def validated_patch(team: TeamSettings, current: dict[str, Any], key_id: str | N
                       **{k: v for k, v in patch.items() if k in budget_fields}},
            "limits": {**current.get("limits", {}),
                       **{k: v for k, v in patch.items() if k in limit_fields}}}
-    ks = next((k for k in team.keys if not isinstance(k, str)
-               and key_id == f"cfg:{k.name}"), None)
-    base_b = team.budget if key_id is None else (ks.budget if ks else None)
-    base_l = team.limits if key_id is None else (ks.limits if ks else None)
+    base_b, base_l = _configured(team, key_id)
     try:
         merge(base_b, out["budget"], BudgetSettings)
         merge(base_l, out["limits"], LimitsSettings)
@@ -203,6 +200,16 @@ def validated_patch(team: TeamSettings, current: dict[str, Any], key_id: str | N
         where = ".".join(str(p) for p in err["loc"])
         raise InvalidRequest(f"{where}: {err['msg']}", param=where or None) from None
     return out
+
+
+def _configured(team: TeamSettings, key_id: str | None
+                ) -> tuple[BudgetSettings | None, LimitsSettings | None]:
+    """The budget and limits the config file gives the team, or one of its named keys."""
+    if key_id is None:
+        return team.budget, team.limits
+    ks = next((k for k in team.keys if not isinstance(k, str) and key_id == f"cfg:{k.name}"),
+              None)
+    return (ks.budget, ks.limits) if ks is not None else (None, None)
 
 
 def scope_status(s: Scope, by_key: dict[str, Counter], rate_left: dict[str, int],

@@ -32,8 +32,11 @@ def _texts(messages: list[Any]) -> list[str]:
         if not isinstance(m, dict):
             continue
         content = m.get("content")
-        parts = content if isinstance(content, list) else [{"text": content}]
-        out += [p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str)]
+        if isinstance(content, str):
+            out.append(content)
+        elif isinstance(content, list):
+            out += [p["text"] for p in content
+                    if isinstance(p, dict) and isinstance(p.get("text"), str)]
         for call in m.get("tool_calls") or ():
             fn = call.get("function") if isinstance(call, dict) else None
             if isinstance(fn, dict):

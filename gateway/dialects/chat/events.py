@@ -42,12 +42,17 @@ def read_event(obj: dict[str, Any]) -> Event:
         text = delta.get("content") if isinstance(delta, dict) else choice.get("text")
         if isinstance(text, str) and text:
             texts.append(text)
-        if isinstance(delta, dict):
-            for call in delta.get("tool_calls") or ():
-                fn = call.get("function") if isinstance(call, dict) else None
-                if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
-                    texts.append(fn["arguments"])
+        if isinstance(delta, dict) and delta.get("tool_calls"):
+            _tool_texts(delta["tool_calls"], texts)
     return Event(texts, parse_usage(obj.get("usage")), finish, bool(choices))
+
+
+def _tool_texts(calls: Any, out: list[str]) -> None:
+    """The argument pieces of a delta's tool calls (metered like content)."""
+    for call in calls if isinstance(calls, list) else ():
+        fn = call.get("function") if isinstance(call, dict) else None
+        if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
+            out.append(fn["arguments"])
 
 
 async def guard_event(obj: dict[str, Any], guard: StreamFilter) -> bool:
@@ -57,22 +62,31 @@ async def guard_event(obj: dict[str, Any], guard: StreamFilter) -> bool:
     for choice in obj.get("choices") or ():
         if not isinstance(choice, dict):
             continue
-        index = choice.get("index", 0)
-        delta = choice.get("delta")
-        holder, key = (delta, "content") if isinstance(delta, dict) else (choice, "text")
-        text = holder.get(key)
-        out = await guard.feed((index, -1), text) if isinstance(text, str) and text else ""
-        tools = await _guard_tool_calls(guard, index, delta)
-        if choice.get("finish_reason"):
-            out += await guard.finish((index, -1))
-            tools = await _finish_tool_calls(guard, index, delta) or tools
+        kept = await _guard_choice(choice, guard)
         if guard.blocked:
             return False
-        if isinstance(text, str) or out:
-            holder[key] = out
-        keep = keep or bool(out) or tools or bool(choice.get("finish_reason")) or (
-            isinstance(delta, dict) and any(k not in ("content", "tool_calls") for k in delta))
+        keep = keep or kept
     return keep or bool(obj.get("usage"))
+
+
+async def _guard_choice(choice: dict[str, Any], guard: StreamFilter) -> bool:
+    """One choice through the guard; True when it still has something to send."""
+    index = choice.get("index", 0)
+    delta = choice.get("delta")
+    holder, key = (delta, "content") if isinstance(delta, dict) else (choice, "text")
+    text = holder.get(key)
+    out = await guard.feed((index, -1), text) if isinstance(text, str) and text else ""
+    tools = await _guard_tool_calls(guard, index, delta)
+    finished = bool(choice.get("finish_reason"))
+    if finished:
+        out += await guard.finish((index, -1))
+        tools = await _finish_tool_calls(guard, index, delta) or tools
+    if guard.blocked:
+        return False
+    if isinstance(text, str) or out:
+        holder[key] = out
+    return bool(out) or tools or finished or (
+        isinstance(delta, dict) and any(k not in ("content", "tool_calls") for k in delta))
 
 
 async def _guard_tool_calls(guard: StreamFilter, index: int, delta: Any) -> bool:

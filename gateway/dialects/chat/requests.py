@@ -168,15 +168,20 @@ def message_texts(messages: list[Any]) -> list[str]:
         if isinstance(content, str):
             out.append(content)
         elif isinstance(content, list):
-            for part in content:
-                if isinstance(part, dict) and isinstance(part.get("text"), str):
-                    out.append(part["text"])
-        for call in m.get("tool_calls") or ():
-            fn = call.get("function") if isinstance(call, dict) else None
-            if isinstance(fn, dict):
-                out.append(str(fn.get("name") or ""))
-                out.append(str(fn.get("arguments") or ""))
+            out += [p["text"] for p in content
+                    if isinstance(p, dict) and isinstance(p.get("text"), str)]
+        calls = m.get("tool_calls")
+        if calls:
+            _call_texts(calls, out)
     return out
+
+
+def _call_texts(calls: Any, out: list[str]) -> None:
+    for call in calls if isinstance(calls, list) else ():
+        fn = call.get("function") if isinstance(call, dict) else None
+        if isinstance(fn, dict):
+            out.append(str(fn.get("name") or ""))
+            out.append(str(fn.get("arguments") or ""))
 
 
 def count_messages(messages: list[Any], model: str) -> int:
