@@ -69,7 +69,7 @@ def resolve_model(s: Services, principal: Principal, name: str) -> ModelSettings
     return model
 
 
-@dataclass
+@dataclass(slots=True)
 class _Settlement:
     """Who settles this request's hold and submits its record, and at what cost.
 

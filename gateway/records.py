@@ -137,7 +137,7 @@ class RequestRecord:
             "error_code": self.error_code,
             "finish_reason": self.finish_reason,
             "flagged": self.flagged,
-            "rules": [e.public() for e in self.rules],
+            "rules": [e.public() for e in self.rules] if self.rules else [],
         }
 
 

@@ -124,21 +124,21 @@ class StreamRelay:
             raise UpstreamError("The upstream sent an event that is not valid JSON.") from None
         if not isinstance(obj, dict):
             raise UpstreamError("The upstream sent an event that is not a JSON object.")
-        event = self._read_event(obj)
+        texts, usage, finish_reason, has_content = self._read_event(obj)
         self._last = obj
-        if event.usage is not None:
-            self._usage = event.usage
-            if not event.has_content and not self._wants_usage:
+        if usage is not None:
+            self._usage = usage
+            if not has_content and not self._wants_usage:
                 return None  # we asked for the usage event; the client did not
-        if event.finish_reason is not None:
-            self._record.finish_reason = event.finish_reason
+        if finish_reason is not None:
+            self._record.finish_reason = finish_reason
         meter = self._meter
-        if event.texts:
-            meter.add(event.texts)
+        if texts:
+            meter.add(texts)
         if meter.pending_bytes and not await meter.covers():
             self._truncated = True
             return None
-        if self._guard is not None and event.has_content:
+        if self._guard is not None and has_content:
             if not await self._wire.guard_event(obj, self._guard):
                 return None
             return self._render(obj, None)

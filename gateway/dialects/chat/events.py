@@ -44,7 +44,7 @@ def read_event(obj: dict[str, Any]) -> Event:
             texts.append(text)
         if isinstance(delta, dict) and delta.get("tool_calls"):
             _tool_texts(delta["tool_calls"], texts)
-    return Event(texts, parse_usage(obj.get("usage")), finish, bool(choices))
+    return texts, parse_usage(obj.get("usage")), finish, bool(choices)
 
 
 def _tool_texts(calls: Any, out: list[str]) -> None:
