@@ -25,6 +25,7 @@ from gateway.budget.meter import StreamMeter
 from gateway.dialects.base import Call, Dialect
 from gateway.errors import GatewayError, ModelNotAllowed, ModelNotFound, error_code_of
 from gateway.guardrails.enforce import Vault
+from gateway.guardrails.policy import Policy
 from gateway.guardrails.stream_guard import StreamGuard
 from gateway.pricing import Estimate
 from gateway.providers.base import Completion, UpstreamCall, Usage
@@ -151,26 +152,38 @@ async def _serve(s: Services, dialect: Dialect, settlement: _Settlement, auth: s
     if policy is not None:
         vault = await s.guardrails.check_input(policy, wire.input_slots(call), call.body, record)
     upstream = UpstreamCall(call.endpoint, call.body, model, record.request_id)
+    notice = _removed_fields(call, policy)
     if call.stream:
         guard = (StreamGuard(s.guardrails, policy, vault, record, call.body)
                  if policy is not None and policy.guards_output else None)
-        return await _stream(s, dialect, call, upstream, estimate, settlement, guard)
+        return await _stream(s, dialect, call, upstream, estimate, settlement, guard, notice)
     started = time.perf_counter()
     result = await s.upstream.complete(upstream)
     record.upstream_ms = (time.perf_counter() - started) * 1e3
     _price(s, model, call, estimate, result, settlement)  # paid upstream, even if blocked below
     if policy is not None and wire.answers_text and (policy.output_rules or vault):
+        if policy.redacts_output:
+            wire.strip_unchecked(result.data)  # logprobs, audio: no rule can check them
         if await s.guardrails.check_output(policy, wire.answer_slots(result.data), vault,
                                            record, call.body):
             wire.withhold(result.data)
         result.raw = None  # the answer may have changed: serialize it again
     record.finish_reason = wire.finish_reason(result.data)
-    return _answer(dialect, settlement, hold, result)
+    return _answer(dialect, settlement, hold, result, notice)
+
+
+def _removed_fields(call: Call, policy: Policy | None) -> dict[str, str]:
+    """``x-gateway-removed-fields``: what the request asked for that the policy's output rules
+    take out of the answer because they cannot check it (logprobs, audio)."""
+    if policy is None or not policy.redacts_output or not call.wire.answers_text:
+        return {}
+    removed = call.wire.removed_fields(call.body)
+    return {"x-gateway-removed-fields": ", ".join(removed)} if removed else {}
 
 
 async def _stream(s: Services, dialect: Dialect, call: Call, upstream: UpstreamCall,
-                  estimate: Estimate, settlement: _Settlement, guard: StreamGuard | None
-                  ) -> SSEResponse:
+                  estimate: Estimate, settlement: _Settlement, guard: StreamGuard | None,
+                  notice: dict[str, str]) -> SSEResponse:
     """Open the upstream stream (an error before its first event is an HTTP error) and hand
     the request's hold and record to the relay that will settle them."""
     record, hold, model = settlement.record, settlement.hold, upstream.model
@@ -187,7 +200,7 @@ async def _stream(s: Services, dialect: Dialect, call: Call, upstream: UpstreamC
                         events, meter, record, s.submit, guard=guard,
                         upstream_started=started)
     settlement.hand_to_stream()
-    return SSEResponse(relay, {"x-request-id": record.request_id, **hold.headers()})
+    return SSEResponse(relay, {"x-request-id": record.request_id, **hold.headers(), **notice})
 
 
 def _price(s: Services, model: ModelSettings, call: Call, estimate: Estimate,
@@ -222,13 +235,14 @@ class JsonAnswer:
         await send({"type": "http.response.body", "body": self.body})
 
 
-def _answer(dialect: Dialect, settlement: _Settlement, hold: Hold, result: Completion
-            ) -> JsonAnswer:
+def _answer(dialect: Dialect, settlement: _Settlement, hold: Hold, result: Completion,
+            notice: dict[str, str]) -> JsonAnswer:
     """The served answer; its budget headers are the reservation's figures with the estimate
     replaced by the actual cost (the store's own settle lands just after the answer is sent)."""
     record = settlement.record
     hold.predict_settled(settlement.cost_micros, settlement.tokens)
     record.finish(200)
     headers = {"x-request-id": record.request_id,
-               "x-gateway-cost-usd": f"{settlement.cost_micros / 1e6:.6f}", **hold.headers()}
+               "x-gateway-cost-usd": f"{settlement.cost_micros / 1e6:.6f}", **hold.headers(),
+               **notice}
     return JsonAnswer(dialect.answer_body(result), headers)

@@ -36,10 +36,16 @@ from gateway.providers.base import Completion, Endpoint, Usage
 
 @dataclass(frozen=True, slots=True)
 class Slot:
-    """A text inside a JSON body, ``container[key]``; ``set`` writes it back in place."""
+    """A text inside a JSON body, ``container[key]``; ``set`` writes it back in place.
+
+    ``whole``: the text is the answer itself (content, tool-call arguments), which checks of a
+    whole answer (``json``, ``refusal``) judge; False for a side text (a refusal, reasoning, a
+    transcript, a name), which only span checks (pii, secrets, regex...) see.
+    """
 
     container: Any
     key: Any
+    whole: bool = True
 
     @property
     def text(self) -> str:
@@ -83,17 +89,25 @@ Event = tuple[list[str], Usage | None, str | None, bool]
 class StreamFilter(Protocol):
     """The stream guard as a wire format drives it: text in, releasable text out, per window.
 
-    A window is one text of the answer: ``(choice, -1)`` for a choice's content, ``(choice, t)``
-    for the arguments of its tool call ``t``.
+    A window is one text of the answer, ``(choice, name)``: ``name`` is ``"content"`` for a
+    choice's content (what ``finish_all`` releases at a stream's end), otherwise the wire
+    format's own name for the field (a tool call's arguments, reasoning, a refusal...).
+    ``whole`` windows are judged by whole-answer checks when they finish; side texts are not.
     """
 
     blocked: bool
+    #: Whether fields that cannot be checked (logprobs, audio) are removed from events.
+    strips: bool
 
-    async def feed(self, key: tuple[int, int], text: str) -> str: ...
+    async def feed(self, key: tuple[int, str], text: str, *, whole: bool = True) -> str: ...
 
-    async def finish(self, key: tuple[int, int]) -> str: ...
+    async def check(self, key: tuple[int, str], text: str) -> str:
+        """A text that arrives whole (a tool's name): scanned and released at once."""
 
-    def tool_keys(self, index: int) -> list[tuple[int, int]]: ...
+    async def finish(self, key: tuple[int, str]) -> str: ...
+
+    def keys(self, index: int) -> list[tuple[int, str]]:
+        """The windows opened for choice ``index``."""
 
 
 class Wire(Protocol):
@@ -119,6 +133,14 @@ class Wire(Protocol):
 
     def withhold(self, data: dict[str, Any]) -> None:
         """Turn a blocked answer into the shape's own "withheld by the content filter"."""
+
+    def strip_unchecked(self, data: dict[str, Any]) -> None:
+        """Remove from an answer what output rules cannot check (token log-probabilities,
+        audio), when a policy rewrites answers."""
+
+    def removed_fields(self, body: dict[str, Any]) -> tuple[str, ...]:
+        """The fields the request asked for that such a policy removes from its answer (sent
+        to the client in ``x-gateway-removed-fields``)."""
 
     def read_event(self, obj: dict[str, Any]) -> Event:
         """One stream event; raises ``UpstreamError`` for an error event."""

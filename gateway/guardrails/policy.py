@@ -66,6 +66,12 @@ class Policy:
         return not self.shadow and any(r.action == "mask" for r in self.input_rules)
 
     @property
+    def redacts_output(self) -> bool:
+        """Whether answers are rewritten by output rules (enforced): then what no rule can
+        check (logprobs, audio) is removed from them."""
+        return bool(self.output_rules) and not self.shadow
+
+    @property
     def guards_output(self) -> bool:
         """Whether a stream must go through the guard (output rules, or placeholders)."""
         return bool(self.output_rules) or self.masks

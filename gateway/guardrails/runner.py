@@ -47,6 +47,10 @@ class TextSlot(Protocol):
     @property
     def text(self) -> str: ...
 
+    @property
+    def whole(self) -> bool:
+        """Whether whole-answer checks (json, refusal) judge it; False for a side text."""
+
     def set(self, value: str) -> None: ...
 
 
@@ -95,14 +99,17 @@ class Guardrails:
             return []
         return await self.run(scan, candidates, text, ctx)
 
-    async def detect_all(self, rules: Sequence[Rule], texts: Sequence[str], ctx: ScanContext
-                         ) -> list[list[Detection]]:
+    async def detect_all(self, rules: Sequence[Rule], texts: Sequence[str], ctx: ScanContext,
+                         side: Sequence[bool] = ()) -> list[list[Detection]]:
         """Detections for each text, with one trip to the scan pool for all of them (a thread
-        hop costs more than scanning a short message)."""
+        hop costs more than scanning a short message). ``side[i]``: text ``i`` is a side text,
+        which whole-text checks do not judge."""
         out: list[list[Detection]] = [[] for _ in texts]
         work: list[tuple[int, list[Rule], bytes | None]] = []
         for i, text in enumerate(texts):
             cands = prefiltered(rules, text)
+            if side and side[i]:
+                cands = [r for r in cands if not type(r.check).whole_text]
             if not cands:
                 continue
             key = self._memo_key(rules, cands, text, ctx)
@@ -184,7 +191,8 @@ class Guardrails:
         base = 0
         ctx = ScanContext("output", request)
         enforce = not policy.shadow
-        found = await self.detect_all(policy.output_rules, [s.text for s in slots], ctx)
+        found = await self.detect_all(policy.output_rules, [s.text for s in slots], ctx,
+                                      [not s.whole for s in slots])
         for slot, dets in zip(slots, found, strict=True):
             result = apply(slot.text, dets, None, enforce=enforce)
             if dets:

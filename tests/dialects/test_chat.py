@@ -58,7 +58,9 @@ def test_answers_slots_and_withholding() -> None:
     data = {"choices": [{"index": 0, "finish_reason": "stop", "message": {
         "role": "assistant", "content": "hi", "tool_calls": [
             {"function": {"name": "f", "arguments": "{\"a\": 1}"}}]}}]}
-    assert [s.text for s in CHAT.answer_slots(data)] == ["hi", "{\"a\": 1}"]
+    # The answer's texts first (whole-answer checks judge them), then side texts: the name.
+    assert [(s.text, s.whole) for s in CHAT.answer_slots(data)] == [
+        ("hi", True), ("{\"a\": 1}", True), ("f", False)]
     assert CHAT.answer_texts(data) == ["hi"] and CHAT.finish_reason(data) == "stop"
     CHAT.withhold(data)
     assert data["choices"][0] == {"index": 0, "finish_reason": "content_filter",
@@ -82,18 +84,42 @@ def test_stream_events_are_read_and_rendered() -> None:
     assert out.done() == b"data: [DONE]\n\n"
 
 
+def test_side_texts_unknown_fields_and_what_cannot_be_checked() -> None:
+    data = {"provider_note": "p", "choices": [{"index": 0, "finish_reason": "stop", "logprobs": {
+        "content": [{"token": "hi", "bytes": [104, 105], "logprob": 0.0}]}, "message": {
+        "role": "assistant", "content": "hi", "refusal": "r", "reasoning_content": "rc",
+        "audio": {"id": "a1", "data": "UklGR", "transcript": "t", "expires_at": 1},
+        "thinking_blocks": [{"type": "thinking", "thinking": "th", "signature": "sig"}]}}]}
+    assert [(s.text, s.whole) for s in CHAT.answer_slots(data)] == [
+        ("hi", True), ("r", False), ("rc", False), ("t", False), ("th", False), ("p", False)]
+    CHAT.strip_unchecked(data)
+    choice: Any = data["choices"][0]
+    assert choice["logprobs"] is None and "data" not in choice["message"]["audio"]
+    assert CHAT.removed_fields({"logprobs": True, "modalities": ["text", "audio"]}) == (
+        "logprobs", "audio.data")
+    assert COMPLETIONS.removed_fields({"logprobs": 0}) == ("logprobs",)
+    assert CHAT.removed_fields({"logprobs": False}) == ()
+    CHAT.withhold(data)
+    assert choice == {"index": 0, "finish_reason": "content_filter", "logprobs": None,
+                      "message": {"role": "assistant", "content": ""}}
+
+
 class _Upper:
     """A stream filter that releases text upper-cased, at once."""
 
     blocked = False
+    strips = True
 
-    async def feed(self, key: tuple[int, int], text: str) -> str:
+    async def feed(self, key: tuple[int, str], text: str, *, whole: bool = True) -> str:
         return text.upper()
 
-    async def finish(self, key: tuple[int, int]) -> str:
+    async def check(self, key: tuple[int, str], text: str) -> str:
+        return text.upper()
+
+    async def finish(self, key: tuple[int, str]) -> str:
         return ""
 
-    def tool_keys(self, index: int) -> list[tuple[int, int]]:
+    def keys(self, index: int) -> list[tuple[int, str]]:
         return []
 
 
@@ -101,3 +127,14 @@ def test_guarding_an_event_rewrites_its_texts_in_place() -> None:
     chunk = {"choices": [{"index": 0, "delta": {"content": "abc"}, "finish_reason": None}]}
     assert asyncio.run(CHAT.guard_event(chunk, _Upper()))
     assert chunk["choices"][0]["delta"]["content"] == "ABC"
+
+
+def test_guarding_an_event_reaches_every_text_and_strips_the_rest() -> None:
+    chunk: dict[str, Any] = {"choices": [{"index": 0, "logprobs": {"content": []}, "delta": {
+        "refusal": "no", "reasoning_content": "why", "audio": {"data": "UklGR", "transcript": "t"},
+        "function_call": {"name": "f", "arguments": "{}"},
+        "reasoning_details": [{"type": "reasoning.text", "text": "x"}]}, "finish_reason": None}]}
+    assert asyncio.run(CHAT.guard_event(chunk, _Upper()))
+    assert chunk["choices"][0] == {"index": 0, "logprobs": None, "delta": {
+        "refusal": "NO", "reasoning_content": "WHY", "audio": {"transcript": "T"},
+        "function_call": {"name": "F", "arguments": "{}"}}, "finish_reason": None}

@@ -28,6 +28,8 @@ class OpenAIWire:
     answer_texts = staticmethod(answers.answer_texts)
     finish_reason = staticmethod(answers.finish_reason)
     withhold = staticmethod(answers.withhold)
+    strip_unchecked = staticmethod(answers.strip_unchecked)
+    removed_fields = staticmethod(answers.removed_fields)
     read_event = staticmethod(events.read_event)
     guard_event = staticmethod(events.guard_event)
 
