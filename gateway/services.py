@@ -86,7 +86,8 @@ class Services:
 
 def build_services(settings: Settings) -> Services:
     store = open_log_store(settings.stores.logs)
-    metrics = Metrics()
+    metrics = Metrics(models=[m.name for m in settings.models],
+                      teams=[t.name for t in settings.teams])
     writer = RecordWriter(metrics.counting_errors("logs", store.write_records),
                           max_queue=settings.stores.log_queue_size,
                           batch_size=settings.stores.log_batch_size,

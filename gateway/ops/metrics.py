@@ -3,6 +3,10 @@
 Label children are cached per (team, model, ...) tuple because ``.labels()`` takes a lock and
 builds a key on every call; on the hot path one dict lookup replaces that.
 
+No label value comes from the client: a model or team name becomes a label only if it is
+configured, anything else is ``unknown`` (and a missing one ``-``), so hostile requests (a new
+2,000-character model name each) cannot add series, nor entries to the children cache.
+
 Values that live elsewhere (the log queue depth, the budget engine's counters, each team's
 remaining budget) are copied into ordinary metrics by ``refresh()``, every few seconds and before
 each scrape, instead of being read by callback collectors: with several workers
@@ -16,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -40,6 +44,29 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: A scrape refreshes the copied values at most this often (budget status costs a store call).
 MIN_REFRESH_S = 1.0
+#: The label value of a model or team name that is not configured, and of a missing one.
+UNKNOWN = "unknown"
+ABSENT = "-"
+
+
+#: Help texts of the budget engine's figures (``Budgets.metrics()``), copied by ``refresh``.
+_BUDGET_HELP = {
+    "gateway_budget_degraded": "1 while the budget store is unreachable (fail closed, or the "
+                               "local limiter)",
+    "gateway_budget_store_errors_total": "Budget-store calls that failed or timed out",
+    "gateway_budget_degraded_reservations_total": "Reservations made by the local limiter "
+                                                  "while the budget store was away",
+    "gateway_budget_settle_failures_total": "Settlements that failed and were queued to retry",
+    "gateway_budget_pending_settles": "Settlements waiting to be retried",
+    "gateway_budget_refusals_budget_total": "Requests refused: budget exhausted",
+    "gateway_budget_refusals_rate_total": "Requests refused: rate limit (RPM/TPM) hit",
+    "gateway_budget_refusals_store_total": "Requests refused: budget store unreachable",
+    "gateway_budget_top_up_refusals_total": "Hold top-ups refused (a stream outgrowing its "
+                                            "reservation with no budget left)",
+    "gateway_budget_live_holds": "Budget holds of requests in progress",
+    "gateway_budget_alerts_delivered_total": "Budget threshold alerts delivered",
+    "gateway_budget_alerts_failed_total": "Budget threshold alerts that could not be delivered",
+}
 
 
 def multiprocess_dir() -> str | None:
@@ -47,7 +74,10 @@ def multiprocess_dir() -> str | None:
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, models: Iterable[str] = (), teams: Iterable[str] = ()) -> None:
+        """``models`` and ``teams``: the configured names, the only ones used as labels."""
+        self._model_names = frozenset(models)
+        self._team_names = frozenset(teams)
         r = self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter("gateway_requests", "Requests by team, model, endpoint and status",
                                 ["team", "model", "endpoint", "status"], registry=r)
@@ -107,7 +137,7 @@ class Metrics:
         self._budgets = budgets
         self._teams = teams
         for name in budgets.metrics():
-            doc = f"{name} (from the budget engine; see docs/operations.md)"
+            doc = _BUDGET_HELP.get(name, "A budget engine figure (README: Operations, Metrics)")
             if name.endswith("_total"):
                 self._budget_metrics[name] = Counter(name.removesuffix("_total"), doc,
                                                      registry=self.registry)
@@ -117,6 +147,10 @@ class Metrics:
 
     def bind_switches(self, count: Callable[[], dict[str, int]]) -> None:
         self._switch_count = count
+
+    def alert_raised(self, model: str, kind: str) -> None:
+        """An SLO or drift alert (``kind`` comes from the configured rules)."""
+        self.ops_alerts.labels(self.model_label(model), kind).inc()
 
     def counting_errors(self, store: str, fn: Callable[[Any], Awaitable[None]]
                         ) -> Callable[[Any], Awaitable[None]]:
@@ -141,10 +175,22 @@ class Metrics:
             child = self._children[ck] = metric.labels(*key)
         return child
 
+    def model_label(self, name: str | None) -> str:
+        """A model name as a label value: configured, else ``unknown`` (``-`` when none)."""
+        if name is None:
+            return ABSENT
+        return name if name in self._model_names else UNKNOWN
+
     def observe(self, rec: RequestRecord) -> None:
-        team = rec.team or "-"
-        model = rec.model or "-"
-        self._child(self.requests, (team, model, rec.endpoint, str(rec.status))).inc()
+        team = rec.team
+        if team not in self._team_names:
+            team = UNKNOWN if team else ABSENT
+        model = rec.model
+        if model not in self._model_names:
+            model = UNKNOWN if model else ABSENT
+        status = rec.status
+        self._child(self.requests, (team, model, rec.endpoint,
+                                    str(status) if 100 <= status <= 599 else UNKNOWN)).inc()
         self._child(self.latency, (team, model, rec.endpoint)).observe(rec.latency_ms / 1000.0)
         if rec.upstream_ms is not None:
             self._child(self.upstream_latency, (model,)).observe(rec.upstream_ms / 1000.0)

@@ -125,7 +125,7 @@ def build_ops(settings: Settings, metrics: Metrics, sender: AlertSender) -> Ops:
     switches = KillSwitches(store)
     metrics.bind_switches(lambda: _count(switches))
     monitor = SloMonitor(settings.alerts, sender,
-                         on_alert=lambda model, kind: metrics.ops_alerts.labels(model, kind).inc())
+                         on_alert=metrics.alert_raised)
     return Ops(store=store, audit=Audit(store), switches=switches, monitor=monitor,
                metrics=metrics, tracer=Tracer(settings.tracing))
 
