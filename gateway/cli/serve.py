@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import yaml
 
+from gateway.cli.exposure import demo_keys_exposed
 from gateway.settings import (
     DEMO_ADMIN_KEY,
     DEMO_KEY,
@@ -42,15 +43,20 @@ def serve(args: argparse.Namespace) -> int:
     host = args.host or settings.server.host
     port = args.port if args.port is not None else settings.server.port
     workers = args.workers or settings.server.workers
+    refusal = demo_keys_exposed(settings, host)
+    if refusal:
+        print(refusal, file=sys.stderr)
+        return 1
     if args.config:
         os.environ["GATEWAY_CONFIG"] = os.path.abspath(args.config)
     else:
         os.environ.pop("GATEWAY_CONFIG", None)
+        demo_key = os.environ.get("GATEWAY_DEMO_KEY", DEMO_KEY)
         print(f"gateway: serving the built-in 'mock' model at http://{host}:{port}/v1\n"
-              f"  demo key:  {os.environ.get('GATEWAY_DEMO_KEY', DEMO_KEY)}\n"
+              f"  demo key:  {demo_key}\n"
               f"  admin key: {os.environ.get('GATEWAY_ADMIN_KEY', DEMO_ADMIN_KEY)}\n"
               f"  try: curl http://{host}:{port}/v1/chat/completions "
-              f"-H 'Authorization: Bearer {DEMO_KEY}' -H 'Content-Type: application/json' "
+              f"-H 'Authorization: Bearer {demo_key}' -H 'Content-Type: application/json' "
               """-d '{"model":"mock","messages":[{"role":"user","content":"hello"}]}'""",
               flush=True)
     own_dir = _multiprocess_metrics(workers)
