@@ -31,7 +31,7 @@ def _env(**extra: str) -> dict[str, str]:
 def _refused(args: list[str], cwd: Path, env: dict[str, str]) -> str:
     """Run ``gateway serve`` and expect it to exit at once with status 1; its output."""
     proc = subprocess.run([sys.executable, "-m", "gateway", "serve", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=30)
+                          capture_output=True, text=True, timeout=30, check=False)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "Uvicorn running" not in proc.stderr
     return proc.stderr
