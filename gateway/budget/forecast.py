@@ -6,6 +6,11 @@ budget, since the first day with spend), read from the request log's daily sums.
 is deliberately simple: it is stable, explainable in one sentence and exact for steady traffic;
 a team whose traffic just changed will see the forecast follow within days. ``compute`` is a pure
 function of those numbers and the clock, so it is tested on synthetic history with known answers.
+
+A budget that lasts beyond its period at this rate gets no date (``after_period_end``): the
+budget renews at the period's end, and a cent spent against $100 would otherwise "run out" in
+the year 8951, or past the last date Python can hold. A ``total`` budget has no end, so a date
+more than ``HORIZON_DAYS`` away is not given either.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ class BudgetStatus(Protocol):
 
 DAY_S = 86400.0
 MIN_ELAPSED_DAYS = 1 / 24  # an hour into a period, extrapolate from at least an hour
+HORIZON_DAYS = 36525.0  # a century: the furthest date a forecast of a total budget gives
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +45,10 @@ class Forecast:
     spent_micros: int
     burn_micros_per_day: int
     projected_micros: int | None  # at period end; None for a period that never ends
-    runs_out_at: datetime | None  # None: no limit, no spend, or already out
+    runs_out_at: datetime | None  # within the period; None: no limit, already out, or later
     exhausted: bool
+    #: At this rate the budget outlasts the period (a total budget: the next century).
+    after_period_end: bool = False
 
     @property
     def runs_out_within_period(self) -> bool:
@@ -60,6 +68,7 @@ class Forecast:
             "runs_out_at": self.runs_out_at.isoformat() if self.runs_out_at else None,
             "runs_out_within_period": self.runs_out_within_period,
             "exhausted": self.exhausted,
+            "after_period_end": self.after_period_end,
         }
 
 
@@ -77,10 +86,16 @@ def compute(team: str, period: str, start: datetime, end: datetime | None,
         projected = round(spent + burn * max(0.0, (end - now).total_seconds() / DAY_S))
     exhausted = limit_micros is not None and spent >= limit_micros
     runs_out = None
-    if limit_micros is not None and burn > 0 and not exhausted:
-        runs_out = now + timedelta(days=(limit_micros - spent) / burn)
+    after_end = False
+    if limit_micros is not None and not exhausted:
+        horizon = HORIZON_DAYS if end is None else (end - now).total_seconds() / DAY_S
+        # Compared as a number of days first: a huge one would overflow the date type.
+        if burn > 0 and (left := (limit_micros - spent) / burn) < horizon:
+            runs_out = now + timedelta(days=left)
+        else:
+            after_end = True
     return Forecast(team, period, start, end, limit_micros, spent, round(burn), projected,
-                    runs_out, exhausted)
+                    runs_out, exhausted, after_end)
 
 
 async def team_forecast(budgets: BudgetStatus, logs: LogStore, team: str,

@@ -85,6 +85,14 @@ def _day(iso: str | None) -> str:
     return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%d %H:%M")
 
 
+def _runs_out(f: dict[str, Any]) -> str:
+    if f["exhausted"]:
+        return "exhausted"
+    if f.get("after_period_end"):
+        return "after period end" if f["period"] != "total" else "not within a century"
+    return _day(f["runs_out_at"])
+
+
 def _spend(api: AdminApi, args: argparse.Namespace, out: IO[str]) -> int:
     data = api.json("GET", "/admin/spend", {
         "group_by": args.by, "team": args.team, "since": args.since, "until": args.until,
@@ -103,10 +111,7 @@ def _spend(api: AdminApi, args: argparse.Namespace, out: IO[str]) -> int:
         print("", file=out)
         frows = [[f["team"], f["period"], usd(f["spent_usd"]), usd(f["limit_usd"]),
                   usd(f["burn_rate_usd_per_day"]) + "/day", usd(f["projected_usd"]),
-                  "exhausted" if f["exhausted"] else _day(f["runs_out_at"])
-                  + ("" if f["runs_out_within_period"] or not f["runs_out_at"]
-                     else " (after period end)")]
-                 for f in forecasts]
+                  _runs_out(f)] for f in forecasts]
         table(["team", "period", "spent", "budget", "burn rate", "projected at end",
                "budget runs out"], frows, out)
     return 0

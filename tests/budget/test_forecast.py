@@ -43,7 +43,8 @@ def test_budget_that_lasts_the_period_and_one_already_spent() -> None:
         days=15)), now)
     assert f.burn_micros_per_day == 1_000_000  # 15.5 USD over 15.5 days
     assert f.projected_micros == 30_000_000
-    assert f.runs_out_at == now + timedelta(days=84.5) and not f.runs_out_within_period
+    # 84.5 days of budget left, 14.5 days of period: it renews first, so no date.
+    assert f.runs_out_at is None and f.after_period_end and not f.runs_out_within_period
     spent = compute("t", "month", NOV, DEC, 10_000_000, days(5, 3.0), NOV + timedelta(days=5))
     assert spent.exhausted and spent.runs_out_at is None
     idle = compute("t", "month", NOV, DEC, 10_000_000, {}, NOV + timedelta(days=5))
@@ -95,3 +96,53 @@ def test_forecast_from_the_api_and_the_cli(fake: FakeOpenAI, tmp_path: Path,
     out = capsys.readouterr().out
     assert "burn rate" in out and "budget runs out" in out
     assert "search" in out and "$4.00" in out and "$100.00" in out
+
+
+def test_a_budget_that_outlasts_the_period_says_so() -> None:
+    """Issue 13, item 6: a cent spent against $100 ran out "in the year 8951" (or overflowed
+    the date type: 500). Beyond the period the forecast says so, with no date."""
+    now = NOV + timedelta(hours=1)
+    tiny = compute("t", "month", NOV, DEC, 100_000_000, {"2026-11-01": 1}, now)
+    assert (tiny.runs_out_at, tiny.runs_out_within_period, tiny.after_period_end) == (
+        None, False, True)
+    public = tiny.public()
+    assert public["runs_out_at"] is None and public["after_period_end"] is True
+    idle = compute("t", "month", NOV, DEC, 10_000_000, {}, now)
+    assert idle.after_period_end and idle.runs_out_at is None
+    # A total budget has no period end: a date more than a century away is not given either.
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    total = compute("t", "total", epoch, None, 100_000_000, {"2026-11-01": 1}, now)
+    assert total.runs_out_at is None and total.after_period_end
+    soon = compute("t", "total", epoch, None, 30_000_000, days(4, 2.5), NOV + timedelta(days=4))
+    assert soon.runs_out_at == NOV + timedelta(days=12) and not soon.after_period_end
+    spent = compute("t", "month", NOV, DEC, 10_000_000, days(5, 3.0), NOV + timedelta(days=5))
+    assert spent.exhausted and not spent.after_period_end
+    unlimited = compute("t", "month", NOV, DEC, None, days(2, 1.0), NOV + timedelta(days=2))
+    assert not unlimited.after_period_end
+
+
+def test_readme_steps_tiny_spend_big_budget(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                            ) -> None:
+    """The README's quick start: the demo's $10 budget, one request to the mock model, then
+    ``gateway spend``: it printed a traceback (OverflowError), the API answered 500."""
+    cfg = {"server": {"admin_keys": [ADMIN_KEY]},
+           "stores": {"budgets": "memory://", "logs": f"sqlite:///{tmp_path}/gw.db"},
+           "models": [{"name": "mock", "provider": "mock",
+                       "price": {"input_per_mtok": 0.15, "output_per_mtok": 0.60}}],
+           "teams": [{"name": "demo", "keys": ["sk-demo-test"],
+                      "budget": {"usd": 10.0, "period": "month"}}]}
+    with run_gateway(cfg) as gw:
+        r = httpx.post(gw.v1 + "/chat/completions", timeout=10,
+                       headers={"authorization": "Bearer sk-demo-test"},
+                       json={"model": "mock", "messages": [{"role": "user", "content": "hello"}]})
+        assert r.status_code == 200
+        gw.flush()
+        r = httpx.get(gw.url + "/admin/spend?forecast=true",
+                      headers={"authorization": f"Bearer {ADMIN_KEY}"})
+        assert r.status_code == 200, r.text
+        (f,) = r.json()["forecasts"]
+        assert f["runs_out_at"] is None and f["after_period_end"] and not f[
+            "runs_out_within_period"]
+        assert main(["spend", "--url", gw.url, "--key", ADMIN_KEY]) == 0
+    out = capsys.readouterr().out
+    assert "after period end" in out and "demo" in out
