@@ -162,6 +162,25 @@ async def test_rule_stats_count_items_by_current_status(store: LogStore) -> None
     assert await store.rule_stats(None, since=BASE + 1) == []
 
 
+async def test_rule_stats_judge_only_the_rules_that_queued_the_item(store: LogStore) -> None:
+    """Issue 13, item 7: a mask or redact rule that fired on a queued item did not queue it,
+    so a verdict on the item says nothing about it (its precision fell to 0 %)."""
+    await store.write_records([
+        flagged("a", rules=[rule("pii-in", "pii", "mask"), rule("hosts", "regex", "flag")]),
+        flagged("b", rules=[rule("pii-in", "pii", "mask"), rule("secrets", "secrets", "block"),
+                            rule("pii-out", "pii", "redact")]),
+    ])
+    await store.review_flag(flag_id("a"), verdict("dismissed"))
+    await store.review_flag(flag_id("b"), verdict("confirmed"))
+    stats = await store.rule_stats(None)
+    assert sorted(stats, key=lambda s: s.rule) == [RuleStat("hosts", "regex", 0, 1, 0),
+                                                   RuleStat("secrets", "secrets", 1, 0, 0)]
+    # The item still lists every rule that fired, and can be found by any of them.
+    item = await store.get_flag(flag_id("a"))
+    assert item is not None and [r["action"] for r in item["rules"]] == ["mask", "flag"]
+    assert sorted(await ids(store, FlagQuery(rule="pii-in"))) == ["a", "b"]
+
+
 async def test_purges_are_bounded_and_keep_open_items(store: LogStore) -> None:
     await store.write_records([RequestRecord(f"old{i}", BASE + i, "chat") for i in range(5)]
                               + [RequestRecord("new", BASE + DAY, "chat")]

@@ -177,11 +177,19 @@ def reviews_statement(ids: Sequence[str]) -> Statement:
                      f"WHERE flag_id IN ({marks}) ORDER BY at, id", tuple(ids))
 
 
+#: The actions that put an item in the queue: a verdict on the item judges these rules only.
+QUEUEING_ACTIONS = ("block", "flag")
+
+
 def stats_statement(team: str | None, since: float | None, until: float | None) -> Statement:
     """Distinct items per (direction, rule, check, status): a rule firing twice on one item
-    counts once. Rule names are unique per direction only, hence the direction."""
-    where: list[str] = []
-    params: list[Any] = []
+    counts once. Rule names are unique per direction only, hence the direction.
+
+    Only rules whose action queued the item are counted: a mask or redact rule that also fired
+    on it did not ask for a review, so a dismissal is no false alarm of theirs.
+    """
+    where: list[str] = [f"r.action IN ({', '.join('?' for _ in QUEUEING_ACTIONS)})"]
+    params: list[Any] = list(QUEUEING_ACTIONS)
     if team is not None:
         where.append("f.team = ?")
         params.append(team)
