@@ -24,7 +24,7 @@ from gateway.admin.openapi import openapi_document
 from gateway.auth import bearer_key
 from gateway.dialects import INBOUND
 from gateway.dialects.base import Dialect
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, ModelNotFound
 from gateway.ops.metrics import CONTENT_TYPE
 from gateway.ops.operations import InFlight, Ops
 from gateway.render import error_response
@@ -85,16 +85,29 @@ class GatewayApp(Starlette):
 
 
 def _api_routes(s: Services, fast: dict[str, _ApiEndpoint]) -> list[Route]:
-    async def models(request: Request) -> Response:
+    async def visible(request: Request) -> list[dict[str, Any]]:
+        """OpenAI's model objects of the models this key may use."""
         p = await s.auth.authenticate(bearer_key(request.headers.get("authorization")),
                                       roles=("client", "admin", "reviewer"))
         allowed = p.team.models if p.team is not None else None
-        data = [{"id": m.name, "object": "model", "created": 0, "owned_by": m.provider}
+        return [{"id": m.name, "object": "model", "created": 0, "owned_by": m.provider}
                 for m in s.settings.models if allowed is None or m.name in allowed]
-        return json_response({"object": "list", "data": data})
+
+    async def models(request: Request) -> Response:
+        return json_response({"object": "list", "data": await visible(request)})
+
+    async def model(request: Request) -> Response:
+        # Not allowed reads as unknown: a team does not learn what other teams may use.
+        name = request.path_params["model_id"]
+        found = next((m for m in await visible(request) if m["id"] == name), None)
+        if found is None:
+            raise ModelNotFound(f"The model '{name}' does not exist.", param="model")
+        return json_response(found)
 
     api = [Route(path, target, methods=["POST"]) for path, target in fast.items()]
-    return api + [Route(f"{prefix}/models", models, methods=["GET"]) for prefix in ("/v1", "")]
+    return api + [route for prefix in ("/v1", "") for route in (
+        Route(f"{prefix}/models", models, methods=["GET"]),
+        Route(f"{prefix}/models/{{model_id:path}}", model, methods=["GET"]))]
 
 
 def _ops_routes(s: Services) -> list[Route]:

@@ -60,6 +60,8 @@ def openapi_document() -> dict[str, Any]:
             "/v1/completions": {"post": _op("Legacy completions", body=True, streams=True)},
             "/v1/embeddings": {"post": _op("Embeddings", body=True)},
             "/v1/models": {"get": _op("Models this key may use")},
+            "/v1/models/{model_id}": {"get": _path_param(
+                _op("One model this key may use (404 model_not_found otherwise)"), "model_id")},
             "/healthz": {"get": {**open_op, "summary": "Liveness"}},
             "/readyz": {"get": {**open_op, "summary": "Readiness of the stores"}},
             "/metrics": {"get": {**open_op, "summary": "Prometheus metrics"}},
