@@ -240,7 +240,6 @@ class LitellmProvider:
             return UpstreamError(f"{provider}: {message}")
         return UpstreamError(f"{provider}: the upstream request failed ({type(exc).__name__})")
 
-
     def _is_timeout(self, exc: BaseException, detail: str) -> bool:
         """litellm's Timeout, or a read timeout it reported as a connection error.
 
@@ -263,21 +262,22 @@ def _dump(obj: Any) -> dict[str, Any]:
     data: Any = obj.model_dump(exclude_none=True) if hasattr(obj, "model_dump") else obj
     if not isinstance(data, dict):
         raise TypeError(f"unexpected litellm result {type(obj).__name__}")
-    _drop_empty_provider_fields(data)
+    _drop_provider_fields(data)
     return data
 
 
-def _drop_empty_provider_fields(data: dict[str, Any]) -> None:
-    """Remove litellm's ``provider_specific_fields`` where it holds nothing but nulls."""
+def _drop_provider_fields(data: dict[str, Any]) -> None:
+    """Remove litellm's ``provider_specific_fields`` everywhere: not OpenAI's, and what it
+    repeats (thinking blocks) litellm also puts in ``reasoning_content``."""
+    data.pop("provider_specific_fields", None)
     for choice in data.get("choices") or ():
         if not isinstance(choice, dict):
             continue
+        choice.pop("provider_specific_fields", None)
         for key in ("message", "delta"):
             part = choice.get(key)
             if isinstance(part, dict):
-                extra = part.get("provider_specific_fields")
-                if isinstance(extra, dict) and all(v is None for v in extra.values()):
-                    del part["provider_specific_fields"]
+                part.pop("provider_specific_fields", None)
 
 
 def _restore_null_content(data: dict[str, Any]) -> None:

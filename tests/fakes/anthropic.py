@@ -103,6 +103,8 @@ class FakeAnthropic:
     output_tokens: int = 9
     #: Pause between streamed events, so a test can close the stream while it is still going.
     delta_delay_s: float = 0.0
+    #: When set, the answer starts with an extended-thinking block holding this text.
+    thinking: str = ""
     fail: Fail | None = None
     url: str = ""
     requests: list[RecordedRequest] = field(default_factory=list)
@@ -158,11 +160,33 @@ class FakeAnthropic:
             "type": "message",
             "role": "assistant",
             "model": body["model"],
-            "content": [{"type": "text", "text": self.reply}],
+            "content": [*self._thinking_blocks(), {"type": "text", "text": self.reply}],
             "stop_reason": "end_turn",
             "stop_sequence": None,
             "usage": self._usage(self.output_tokens),
         }
+
+    def _thinking_blocks(self) -> list[dict[str, Any]]:
+        if not self.thinking:
+            return []
+        return [{"type": "thinking", "thinking": self.thinking, "signature": "sig-fake"}]
+
+    async def _stream_thinking(self, resp: web.StreamResponse) -> int:
+        """The thinking block's events (index 0); the index of the text block after it."""
+        if not self.thinking:
+            return 0
+        await _event(resp, "content_block_start", {
+            "type": "content_block_start", "index": 0,
+            "content_block": {"type": "thinking", "thinking": ""}})
+        for piece in _pieces(self.thinking):
+            await _event(resp, "content_block_delta", {
+                "type": "content_block_delta", "index": 0,
+                "delta": {"type": "thinking_delta", "thinking": piece}})
+        await _event(resp, "content_block_delta", {
+            "type": "content_block_delta", "index": 0,
+            "delta": {"type": "signature_delta", "signature": "sig-fake"}})
+        await _event(resp, "content_block_stop", {"type": "content_block_stop", "index": 0})
+        return 1
 
     def _usage(self, output_tokens: int) -> dict[str, int]:
         return {"input_tokens": self.input_tokens, "output_tokens": output_tokens,
@@ -177,8 +201,9 @@ class FakeAnthropic:
                  "usage": self._usage(1)}
         try:
             await _event(resp, "message_start", {"type": "message_start", "message": start})
+            index = await self._stream_thinking(resp)
             await _event(resp, "content_block_start", {
-                "type": "content_block_start", "index": 0,
+                "type": "content_block_start", "index": index,
                 "content_block": {"type": "text", "text": ""}})
             await _event(resp, "ping", {"type": "ping"})
             for n, piece in enumerate(_pieces(self.reply)):
@@ -188,9 +213,10 @@ class FakeAnthropic:
                 if self.delta_delay_s:
                     await asyncio.sleep(self.delta_delay_s)
                 await _event(resp, "content_block_delta", {
-                    "type": "content_block_delta", "index": 0,
+                    "type": "content_block_delta", "index": index,
                     "delta": {"type": "text_delta", "text": piece}})
-            await _event(resp, "content_block_stop", {"type": "content_block_stop", "index": 0})
+            await _event(resp, "content_block_stop", {"type": "content_block_stop",
+                                                      "index": index})
             await _event(resp, "message_delta", {
                 "type": "message_delta",
                 "delta": {"stop_reason": "end_turn", "stop_sequence": None},

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import orjson
 import openai
 import pytest
 
@@ -65,3 +66,35 @@ async def test_anthropic_through_litellm(tmp_path: Path) -> None:
             assert streamed["stream"] is True and streamed["usage_estimated"] is False
             assert streamed["completion_tokens"] == fake.output_tokens
             assert streamed["provider"] == "anthropic"
+
+
+def _keys(node: object) -> set[str]:
+    if isinstance(node, dict):
+        return set(node) | {k for v in node.values() for k in _keys(v)}
+    if isinstance(node, list):
+        return {k for v in node for k in _keys(v)}
+    return set()
+
+
+async def test_answers_carry_only_openai_fields(tmp_path: Path) -> None:
+    """Issue 13, item 8: litellm adds ``provider_specific_fields`` to answers and chunks; an
+    OpenAI client gets OpenAI's shapes, streamed or not."""
+    async with running_fake_anthropic(thinking="The user greets me; greet back.") as fake:
+        with run_gateway(_config(fake.url, fake.api_key, tmp_path)) as gw:
+            async with httpx.AsyncClient(timeout=10) as h:
+                auth = {"authorization": f"Bearer {CLIENT_KEY}"}
+                body = {"model": "claude", "messages": [{"role": "user", "content": "hi"}]}
+                r = await h.post(gw.v1 + "/chat/completions", headers=auth, json=body)
+                assert r.status_code == 200
+                answer = r.json()
+                r = await h.post(gw.v1 + "/chat/completions", headers=auth,
+                                 json={**body, "stream": True})
+                chunks = [orjson.loads(line[6:]) for line in r.text.splitlines()
+                          if line.startswith("data: {")]
+    assert answer["choices"][0]["message"]["content"] and len(chunks) > 1
+    # The thinking still reaches the client, as OpenAI-compatible servers send it.
+    assert answer["choices"][0]["message"]["reasoning_content"] == fake.thinking
+    assert "".join(c["choices"][0]["delta"].get("reasoning_content") or "" for c in chunks
+                   if c["choices"]) == fake.thinking
+    for obj in (answer, *chunks):
+        assert "provider_specific_fields" not in _keys(obj), obj
