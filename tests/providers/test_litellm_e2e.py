@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-import orjson
 import openai
+import orjson
 import pytest
 
 from tests.fakes.anthropic import Fail, running_fake_anthropic
