@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import yaml
 
-from gateway.cli.exposure import demo_keys_exposed
+from gateway.cli.preflight import config_warnings, demo_keys_exposed
 from gateway.settings import (
     DEMO_ADMIN_KEY,
     DEMO_KEY,
@@ -30,6 +30,7 @@ def add_serve_parsers(sub: Any) -> None:
     check = sub.add_parser("check-config", help="validate a configuration and print it")
     check.add_argument("path")
     check.add_argument("--json", action="store_true", help="print JSON instead of YAML")
+    check.add_argument("--strict", action="store_true", help="warnings are errors (exit 1)")
 
 
 def _load(path: str | None) -> Settings:
@@ -43,9 +44,7 @@ def serve(args: argparse.Namespace) -> int:
     host = args.host or settings.server.host
     port = args.port if args.port is not None else settings.server.port
     workers = args.workers or settings.server.workers
-    refusal = demo_keys_exposed(settings, host)
-    if refusal:
-        print(refusal, file=sys.stderr)
+    if not _preflight(settings, host, warn=bool(args.config)):
         return 1
     if args.config:
         os.environ["GATEWAY_CONFIG"] = os.path.abspath(args.config)
@@ -68,6 +67,17 @@ def serve(args: argparse.Namespace) -> int:
 
             shutil.rmtree(own_dir, ignore_errors=True)
     return 0
+
+
+def _preflight(settings: Settings, host: str, *, warn: bool) -> bool:
+    """Refuse to expose the public demo keys (False); print the config's warnings."""
+    refusal = demo_keys_exposed(settings, host)
+    if refusal:
+        print(refusal, file=sys.stderr)
+        return False
+    for warning in config_warnings(settings) if warn else ():
+        print(f"gateway: warning: {warning}", file=sys.stderr)
+    return True
 
 
 def _run_uvicorn(uvicorn: Any, settings: Settings, host: str, port: int, workers: int) -> None:
@@ -110,4 +120,11 @@ def check_config(args: argparse.Namespace) -> int:
         sys.stdout.write(yaml.safe_dump(data, sort_keys=False))
     names = ", ".join(sorted(policies)) or "none"
     print(f"# {args.path}: OK (policies: {names})", file=sys.stderr)
+    warnings = config_warnings(settings)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if warnings and args.strict:
+        print(f"# {args.path}: {len(warnings)} warning(s), an error with --strict",
+              file=sys.stderr)
+        return 1
     return 0

@@ -18,7 +18,7 @@ import httpx
 import pytest
 import yaml
 
-from gateway.cli.exposure import demo_keys_exposed, is_loopback
+from gateway.cli.preflight import demo_keys_exposed, is_loopback
 from gateway.settings import DEMO_ADMIN_KEY, DEMO_KEY, default_settings, parse_settings
 from tests.gateway_runner import free_port
 
