@@ -65,6 +65,7 @@ def _tool_texts(calls: Any, out: list[str]) -> None:
 CONTENT = "content"
 #: Delta keys ``_guard_delta`` reads itself; a string under any other key is a side text.
 _DELTA_KNOWN = frozenset({"content", "tool_calls", "function_call", "audio"})
+_DELTA_PLAIN = _DELTA_KNOWN | OPAQUE
 _TOOL_TEXT = (("function", "arguments"), ("custom", "input"))
 
 
@@ -89,6 +90,8 @@ async def _check_unknown(container: dict[str, Any], known: frozenset[str], index
                          guard: StreamFilter) -> None:
     """Strings under keys the gateway does not know, outside the delta, come whole in each
     event: each is checked at once."""
+    if known.issuperset(container):
+        return  # nearly every event: one C-level test instead of a loop
     for key in container:
         if key not in known:
             slots: list[Slot] = []
@@ -111,8 +114,8 @@ async def _guard_choice(choice: dict[str, Any], guard: StreamFilter) -> bool:
         if isinstance(delta, dict):
             await _close_side_texts(guard, index, delta)  # the reasoning ends where text starts
         out = await guard.feed((index, CONTENT), text)
-    if isinstance(delta, dict):
-        await _guard_delta(guard, index, delta)
+    if isinstance(delta, dict) and len(delta) > (key in delta):
+        await _guard_delta(guard, index, delta)  # not for the usual {"content": ...} alone
     finished = bool(choice.get("finish_reason"))
     if finished:
         out += await guard.finish((index, CONTENT))
@@ -146,7 +149,9 @@ async def _guard_delta(guard: StreamFilter, index: int, delta: dict[str, Any]) -
             audio["transcript"] = await guard.feed((index, "audio"), transcript, whole=False)
         if not any(v for k, v in audio.items()):
             del delta["audio"]
-    for key in [k for k in delta if k not in _DELTA_KNOWN and k not in OPAQUE]:
+    if _DELTA_PLAIN.issuperset(delta):
+        return
+    for key in [k for k in delta if k not in _DELTA_PLAIN]:
         value = delta[key]
         if isinstance(value, str):
             released = await guard.feed((index, f".{key}"), value, whole=False) if value else ""
