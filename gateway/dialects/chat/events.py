@@ -142,13 +142,7 @@ async def _guard_delta(guard: StreamFilter, index: int, delta: dict[str, Any]) -
             del delta["function_call"]
     audio = delta.get("audio")
     if isinstance(audio, dict):
-        if guard.strips:
-            audio.pop("data", None)  # speech cannot be checked; the transcript is
-        transcript = audio.get("transcript")
-        if isinstance(transcript, str) and transcript:
-            audio["transcript"] = await guard.feed((index, "audio"), transcript, whole=False)
-        if not any(v for k, v in audio.items()):
-            del delta["audio"]
+        await _guard_audio(guard, index, delta, audio)
     if _DELTA_PLAIN.issuperset(delta):
         return
     for key in [k for k in delta if k not in _DELTA_PLAIN]:
@@ -163,6 +157,19 @@ async def _guard_delta(guard: StreamFilter, index: int, delta: dict[str, Any]) -
             # Structured provider fields (thinking blocks, reasoning details) stream their text
             # in pieces the guard cannot window: removed (their text also comes as a string).
             del delta[key]
+
+
+async def _guard_audio(guard: StreamFilter, index: int, delta: dict[str, Any],
+                       audio: dict[str, Any]) -> None:
+    """Streamed audio: the speech cannot be checked (removed when the guard strips); its
+    transcript goes through a window like a side text."""
+    if guard.strips:
+        audio.pop("data", None)
+    transcript = audio.get("transcript")
+    if isinstance(transcript, str) and transcript:
+        audio["transcript"] = await guard.feed((index, "audio"), transcript, whole=False)
+    if not any(audio.values()):
+        del delta["audio"]
 
 
 async def _guard_spec(guard: StreamFilter, index: int, window: str, spec: dict[str, Any],
