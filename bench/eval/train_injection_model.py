@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.eval.sources import injection_sets
-from gateway.checks.prompt_injection.model import BITS, WEIGHTS, features
+from gateway.checks.prompt_injection.model import BITS, WEIGHTS
+from gateway.checks.prompt_injection.model import ngram_features as features
 
 SHARED = Path("/work/shared/data")
 
