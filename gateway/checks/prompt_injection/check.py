@@ -1,11 +1,11 @@
 """The ``prompt_injection`` check: heuristic evidence combined into a score, and the optional
-model tier deciding what the heuristics leave undecided.
+model tier flagging what resembles the jailbreak families it was trained on.
 
-Each signal has a weight; weights combine as independent evidence (1 - prod(1 - w)) and the
-text is flagged when the combination reaches ``threshold``. With ``model: true`` the heuristics
-decide alone only at ``sure`` or above; every other text of ``model_min_chars`` or more is
-decided by the model (``model.py``), which reads the text's character n-grams and the signals
-the heuristics found. Figures: bench/ACCURACY.md.
+Each kind of evidence has a weight; the kinds combine as independent evidence (1 - prod(1 - w))
+and the text is flagged when the combination reaches ``threshold``. With ``model: true``, a text
+of ``model_min_chars`` or more that the heuristics leave below it is also flagged when the model
+(``model.py``: character n-grams and the kinds of evidence found) reaches ``model_threshold``.
+Figures: bench/ACCURACY.md.
 """
 
 from __future__ import annotations
@@ -39,27 +39,27 @@ def heuristic_hits(text: str) -> list[Hit]:
         # Instructions smuggled past filters in an encoding; any readable sentence hidden that
         # way is suspicious, one that carries an injection phrase is an attack.
         if _has_strong_phrase(decoded):
-            hits.append((0.9, start, end))
+            hits.append(Hit(0.9, start, end, "encoded_phrase"))
         elif is_readable(decoded):
-            hits.append((0.6, start, end))
+            hits.append(Hit(0.6, start, end, "encoded_text"))
     plain, relevant = deobfuscated(text)
     if relevant:
         # Same length: offsets still point at the right characters; otherwise the whole text.
         same = len(plain) == len(text)
-        hits += [(w * 0.9, s if same else 0, e if same else len(text))
-                 for w, s, e in _STRONG.hits(plain)]
+        hits += [Hit(h.weight * 0.9, h.start if same else 0, h.end if same else len(text),
+                     "obfuscated:" + h.kind) for h in _STRONG.hits(plain)]
     return hits
 
 
 class PromptInjectionParams(CheckParams):
-    # Heuristics alone: flag at this combined score (model off).
+    # Flag at this combined heuristic score.
     threshold: float = Field(default=0.6, ge=0.0, le=1.0)
-    # The model tier (``model.py``): the heuristics decide alone only at ``sure`` or above; every
-    # other text (the undecided ones, including those with no signal) is flagged when the
-    # model's probability reaches ``model_threshold``. Figures: bench/ACCURACY.md.
+    # The model tier (``model.py``): a text the heuristics leave below ``threshold`` is flagged
+    # when the model's probability reaches ``model_threshold``. The model knows the jailbreak
+    # families it was trained on and adds recall there; on sources it never saw it is unsure, so
+    # its threshold is high. Figures: bench/ACCURACY.md.
     model: bool = False
-    sure: float = Field(default=0.99, ge=0.0, le=1.0)
-    model_threshold: float = Field(default=0.95, ge=0.0, le=1.0)
+    model_threshold: float = Field(default=0.995, ge=0.0, le=1.0)
     # Shorter texts carry too few n-grams for the model; the heuristics decide them alone.
     model_min_chars: int = Field(default=40, ge=1)
 
@@ -87,17 +87,16 @@ class PromptInjectionCheck:
 
     def scan(self, text: str, ctx: ScanContext) -> list[Finding]:
         hits = heuristic_hits(text)
-        score = combined(w for w, _, _ in hits)
+        score = combined(hits)
         p = self.params
-        if self._model is not None and score < p.sure and len(text) >= p.model_min_chars:
-            # Undecided by the heuristics: the model's verdict, over the whole text.
+        if hits and score >= p.threshold:
+            spans = sorted({(h.start, h.end) for h in hits})
+            return [Finding("PROMPT_INJECTION", s, e, score) for s, e in _merge(spans)]
+        if self._model is not None and len(text) >= p.model_min_chars:
             prob = self._model.probability(text, hits)
-            return [Finding("PROMPT_INJECTION", 0, len(text), round(prob, 4))] if (
-                prob >= p.model_threshold) else []
-        if not hits or score < (p.sure if self._model is not None else p.threshold):
-            return []
-        spans = sorted({(s, e) for _, s, e in hits})
-        return [Finding("PROMPT_INJECTION", s, e, score) for s, e in _merge(spans)]
+            if prob >= p.model_threshold:
+                return [Finding("PROMPT_INJECTION", 0, len(text), round(prob, 4))]
+        return []
 
 
 def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:

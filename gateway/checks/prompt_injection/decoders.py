@@ -147,8 +147,9 @@ def shifted_sentences(text: str) -> Iterator[tuple[int, int, str]]:
     Caesar) turns into at least 40% common words: hidden text, with its span."""
     tried = 0
     for m in _SEGMENT.finditer(text):
-        if not _COMMON.isdisjoint(m.group(0).lower().split()):
-            continue  # a common word as such: plain text (cheap test before the word split)
+        segment = m.group(0)
+        if not segment.isascii() or not _COMMON.isdisjoint(segment.lower().split()):
+            continue  # accented letters or a common word as such: plain text, not a shift
         words = [w for w in _WORDS.findall(m.group(0).lower()) if len(w) > 1]
         if len(words) < 5 or any(w in _COMMON for w in words):
             continue

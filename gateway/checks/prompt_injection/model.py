@@ -12,6 +12,7 @@ them. Texts longer than ``MAX_BYTES`` are scored on their head and tail.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -26,9 +27,11 @@ BITS = 16
 NGRAMS = (3, 4, 5)
 MAX_BYTES = 8192
 WEIGHTS = Path(__file__).with_name("ngram_lr.npz")
-# Bins of the heuristic score and of the strongest hit's weight (upper bounds, exclusive).
+# Bins of the heuristic score and of the strongest hit's weight (upper bounds, exclusive), then
+# one bucket per kind of evidence (hashed: a signal's key or a shape's name).
 SCORE_BINS = (0.01, 0.3, 0.45, 0.6, 0.75, 0.9, 0.99, 1.01)
-N_EXTRA = 2 * len(SCORE_BINS)
+KIND_BUCKETS = 256
+N_EXTRA = 2 * len(SCORE_BINS) + KIND_BUCKETS
 _MULT = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: spreads the polynomial's low bits
 _SHIFT = np.uint64(64 - BITS)
 
@@ -56,12 +59,15 @@ def _bin(value: float) -> int:
     return next(i for i, top in enumerate(SCORE_BINS) if value < top)
 
 
-def evidence_features(hits: Sequence[Hit]) -> tuple[int, int]:
-    """Indices (after the n-gram buckets) of the heuristic score's bin and the top hit's bin."""
-    score = combined(w for w, _, _ in hits)
-    top = max((w for w, _, _ in hits), default=0.0)
+def evidence_features(hits: Sequence[Hit]) -> tuple[int, ...]:
+    """Indices (after the n-gram buckets) of the heuristic score's bin, the top hit's bin, and
+    each kind of evidence found."""
+    score = combined(hits)
+    top = max((h.weight for h in hits), default=0.0)
     base = 2**BITS
-    return base + _bin(score), base + len(SCORE_BINS) + _bin(top)
+    kinds = {base + 2 * len(SCORE_BINS) + zlib.crc32(h.kind.encode()) % KIND_BUCKETS
+             for h in hits}
+    return (base + _bin(score), base + len(SCORE_BINS) + _bin(top), *sorted(kinds))
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,4 @@ def load_model(path: Path = WEIGHTS) -> NgramModel:
     """The shipped weights, read once per process (an immutable object shared by every check)."""
     with np.load(path) as data:
         weights = data["weights"].astype(np.float32)
-        if len(weights) == 2**BITS:  # a file from before the evidence features
-            weights = np.concatenate([weights, np.zeros(N_EXTRA, dtype=np.float32)])
         return NgramModel(weights, float(data["bias"]))

@@ -19,6 +19,16 @@ _RULES = (
     r"(?:instructions?|prompts?|rules|directives?|guidelines|commands?|constraints|restrictions"
     r"|programming|orders|guidance|context|directions|policies|messages?|text|training)"
 )
+_IGNORE = (
+    r"(?:ignore|disregard|forget|skip|bypass|override|overlook|neglect|abandon|drop|set\s+aside"
+    r"|put\s+aside|stop\s+following|do\s+not\s+follow|don't\s+follow)"
+)
+_IGNORE_STARTS = (
+    "ignore disregard forget skip bypass override overlook neglect abandon drop set put stop do don"
+)
+_DETERMINER = (
+    r"(?:all|any|the|your|my|of|those|these|every|everything|about|that|you\s+were\s+given)"
+)
 _FILLER = (
     r"(?:\s+(?:all|any|the|your|my|of|those|these|every|everything|about|that"
     r"|you\s+were\s+given))*"
@@ -36,11 +46,16 @@ _NEVER_STARTS = (
 STRONG: tuple[Signal, ...] = (
     signal(
         "override", 0.9,
-        rf"\b(?:ignore|disregard|forget|skip|bypass|override|overlook|neglect|abandon|drop"
-        rf"|set\s+aside|put\s+aside|stop\s+following|do\s+not\s+follow|don't\s+follow)"
-        rf"{_FILLER}\s+(?:{_PRIOR}\s+)?(?:\w+\s+)?{_RULES}\b",
-        starts="ignore disregard forget skip bypass override overlook neglect abandon drop set put"
-        " stop do don",
+        rf"\b{_IGNORE}(?:{_FILLER}\s+{_PRIOR}|(?:\s+{_DETERMINER})+(?:\s+{_PRIOR})?)\s+"
+        rf"(?:\w+\s+)?{_RULES}\b",
+        starts=_IGNORE_STARTS,
+    ),
+    # "Ignore prompts that don't follow rule 1" is a rules block's own condition, not an override.
+    signal(
+        "override", 0.6,
+        rf"\b{_IGNORE}\s+(?:\w+\s+)?{_RULES}\b(?!\s+(?:that|which|if|unless|not|from|in|with"
+        r"|about|outside|unrelated|containing|where|whose|who)\b)",
+        starts=_IGNORE_STARTS,
     ),
     signal("override", 0.8,
            r"\b(?:ignore|disregard|forget)\s+(?:all\s+)?(?:of\s+)?(?:the\s+)?above\b",
@@ -67,7 +82,10 @@ STRONG: tuple[Signal, ...] = (
     ),
     signal(
         "jailbreak", 0.6,
-        r"\byou\s+are\s+(?:now|no\s+longer)\b|\bact\s+as\s+(?:an?\s+)?(?:unrestricted|unfiltered"
+        r"\byou\s+are\s+no\s+longer\b|\byou\s+are\s+now\s+(?:DAN\b|in\s+|free\b|unrestricted"
+        r"|unfiltered|uncensored|jailbroken|evil|going\s+to\s+(?:act|pretend|be)|a\s+different"
+        r"|[A-Z]{2,}\b)|\byou\s+are\s+(?:now\s+)?(?:operating|running)\s+in\s+\w+\s+mode\b"
+        r"|\bact\s+as\s+(?:an?\s+)?(?:unrestricted|unfiltered"
         r"|uncensored|evil|jailbroken)|\bpretend\s+(?:that\s+)?you\s+(?:are|have)\s+no\b"
         r"|\b(?:no|without\s+(?:any\s+)?)\s*(?:ethical|moral|content)\s+(?:guidelines|restrictions"
         r"|limits|filters?|boundaries)|\bhas\s+no\s+(?:special\s+)?(?:filter(?:ing|s)?|restrictions)"
@@ -148,8 +166,10 @@ STRONG: tuple[Signal, ...] = (
         r"|guidelines|policies)\b"
         r"|\bregardless\s+of\s+(?:how\s+)?(?:\w+\s+)?(?:immoral|unethical|illegal|dangerous"
         r"|harmful|offensive|inappropriate|explicit)\b"
-        r"|\bsemantically\s+(?:inverse|opposite)\b",
-        starts="does doesn don do never won will regardless semantically",
+        r"|\bsemantically\s+(?:inverse|opposite)\b"
+        # Policy Puppetry's fake configuration: "Blocked Strings: "I'm sorry", ..."
+        r"|\bblocked[\s_-]+(?:modes|responses|strings|phrases)\s*[:=]",
+        starts="does doesn don do never won will regardless semantically blocked",
     ),
     signal(
         "authority", 0.6,
@@ -168,6 +188,21 @@ STRONG: tuple[Signal, ...] = (
         r"|\b(?:print|output|state|say|repeat)\s+the\s+following\s*:",
         starts="ignor print output state say repeat",
     ),
+    # Markdown images whose URL carries the data out ("![x](https://evil/?q=[DATA])").
+    signal(
+        "exfiltration", 0.7,
+        r"!\[[^\]\n]{0,80}\]\(\s*https?://[^)\s]{1,200}[?&][\w-]{1,30}=(?:\[[^\]\s]{1,40}\]"
+        r"|\{[^}\s]{1,40}\}|<[^>\s]{1,40}>|\$\w+)",
+        needs=("](",),
+    ),
+    signal(
+        "injected_task", 0.6,
+        r"\bif\s+you\s+are\s+(?:told|asked|instructed)\s+to\b[^.!?\n]{0,100}\binstead\b"
+        r"|\b(?:include|insert|append|add|put|print|output)\s+(?:in|to|at\s+the\s+end\s+of)\s+your"
+        r"\s+(?:response|answer|reply|output)\s+(?:the\s+following|this)\b",
+        starts="if include insert append add put print output",
+    ),
+    signal("override", 0.6, r"\bNEW\s+(?:IMPORTANT\s+)?INSTRUCTIONS?\b", 0, starts="new"),
     signal(
         "secret_request", 0.6,
         r"\b(?:tell|what|share|give|reveal|write|encode|confirm|spell|translate|say|provide|poem"
@@ -182,10 +217,14 @@ STRONG: tuple[Signal, ...] = (
     signal(
         "role_marker", 0.7,
         r"<\|im_start\|>|<\|system\|>|\[/?INST\]|<<SYS>>|^\s*#{2,}\s*(?:system|instruction)s?\s*:"
-        r"|^\s*\[?system\]?\s*:\s*(?:you|ignore|new)",
+        r"|(?<=\n)\s*\[?system\]?\s*:\s*(?:you|ignore|new)",
         re.IGNORECASE | re.MULTILINE,
         needs=("<|", "inst]", "<<sys", "system", "instruction"),
     ),
+    # A text that opens with "System: You are ..." is as often a system prompt pasted into a
+    # playground as an attack; a "System:" line after other text is a fake turn (above).
+    signal("role_marker", 0.3, r"\A\s*\[?system\]?\s*:\s*(?:you|ignore|new)",
+           needs=("system",)),
     signal(
         "multilingual", 0.8,
         r"\babaikan\b|\bzignoruj\b"

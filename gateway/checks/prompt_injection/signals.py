@@ -21,9 +21,16 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import NamedTuple
 
-# A hit: (weight, start, end).
-Hit = tuple[float, int, int]
+
+class Hit(NamedTuple):
+    """One piece of evidence: ``text[start:end]``, of a kind, worth ``weight``."""
+
+    weight: float
+    start: int
+    end: int
+    kind: str  # a signal's key ("override#0"), or a shape's name ("divider")
 
 _WORD = re.compile(r"[^\W\d_]+")
 _ASCII_WORD = re.compile(r"[a-z]+")
@@ -89,7 +96,7 @@ class PhraseTable:
                 m = signals[i].pattern.match(text, pos)
                 if m is not None:
                     resume[i] = max(m.end(), pos + 1)
-                    yield signals[i].weight, m.start(), m.end()
+                    yield Hit(signals[i].weight, m.start(), m.end(), f"{signals[i].label}#{i}")
         yield from self.gated_hits(text, low)
 
     def gated_hits(self, text: str, low: str | None) -> Iterator[Hit]:
@@ -99,12 +106,17 @@ class PhraseTable:
             if low is not None and sig.needs and not any(k in low for k in sig.needs):
                 continue
             for m in sig.pattern.finditer(text):
-                yield sig.weight, m.start(), m.end()
+                yield Hit(sig.weight, m.start(), m.end(), f"{sig.label}#{i}")
 
 
-def combined(weights: Iterable[float]) -> float:
-    """Independent pieces of evidence combined: 1 - prod(1 - w), rounded for stable output."""
+def combined(hits: Iterable[Hit]) -> float:
+    """Independent kinds of evidence combined: 1 - prod(1 - w), each kind counted once at its
+    strongest (a weak cue said twice is no stronger), rounded for stable output."""
+    best: dict[str, float] = {}
+    for h in hits:
+        if h.weight > best.get(h.kind, 0.0):
+            best[h.kind] = h.weight
     miss = 1.0
-    for w in weights:
+    for w in best.values():
         miss *= 1.0 - w
     return round(1.0 - miss, 4)

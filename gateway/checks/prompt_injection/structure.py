@@ -59,18 +59,18 @@ def structure_hits(text: str, strong: Callable[[str], bool]) -> Iterator[Hit]:
     """Shape signals; ``strong`` tells whether decoded hidden text carries a strong phrase."""
     if (("Q:" in text or "Question:" in text or "User:" in text or "Human:" in text)
             and len(_Q_TURN.findall(text)) >= 2 and _A_TURN.search(text)):
-        yield 0.6, 0, len(text)
+        yield Hit(0.45, 0, len(text), "dialogue_turns")  # few-shot examples are common too
     if _has_run(text.split(), 10):
         m = REPEATED_TOKEN.search(text)
         if m is not None:
-            yield 0.6, m.start(), m.end()
+            yield Hit(0.6, m.start(), m.end(), "repeated_token")
     yield from _repeated_sentence(text)
     for start, end in morse_spans(text):
-        yield 0.6, start, end
+        yield Hit(0.6, start, end, "morse")
     if is_pig_latin(text):
-        yield 0.6, 0, len(text)
+        yield Hit(0.6, 0, len(text), "pig_latin")
     for start, end, decoded in shifted_sentences(text):
-        yield (0.9 if strong(decoded) else 0.6), start, end
+        yield Hit(0.9 if strong(decoded) else 0.6, start, end, "letter_shift")
     yield from format_break_hits(text)
 
 
@@ -78,11 +78,11 @@ def format_break_hits(text: str) -> Iterator[Hit]:
     """End-of-input markers, dividers, box-drawn notices and shouted overrides."""
     if "<|" in text or "[" in text or "END OF" in text:
         for m in _END_MARKER.finditer(text):
-            yield 0.5, m.start(), m.end()
+            yield Hit(0.5, m.start(), m.end(), "end_marker")
     if ".-" in text or "-." in text or "L\\O" in text or "•" in text:
         divider = _DIVIDER.search(text)
         if divider is not None:
-            yield 0.5, divider.start(), divider.end()
+            yield Hit(0.5, divider.start(), divider.end(), "divider")
     if _BOX.search(text) is not None:
         yield from _box_notice(text)
     yield from _shouting(text)
@@ -95,32 +95,34 @@ def _box_notice(text: str) -> Iterator[Hit]:
         return
     start, end = runs[0].start(), runs[-1].end()
     if _NOTICE_WORDS.search(text, start, end) is not None:
-        yield 0.45, start, end
+        yield Hit(0.45, start, end, "box_notice")
 
 
 def _shouting(text: str) -> Iterator[Hit]:
     for m in _CAPS_RUN.finditer(text):
         run = m.group(0)
         if _SHOUTED_OVERRIDE.search(run) is not None:
-            yield 0.6, m.start(), m.end()
+            yield Hit(0.6, m.start(), m.end(), "shouted_override")
             continue
         words = re.findall(r"[A-Z]{2,}", run)
         if "!" in run and sum(w in _SHOUTED for w in words) >= 2:
-            yield 0.5, m.start(), m.end()
+            yield Hit(0.5, m.start(), m.end(), "shouting")
 
 
 def _repeated_sentence(text: str) -> Iterator[Hit]:
     """The same sentence five or more times (the span: its fifth occurrence)."""
     if text.count("?") + text.count(".") < 5:
         return
-    counts = Counter(s.strip().lower() for s in _SENTENCE.findall(text))
+    # (four words or more: code repeats short statements like "rewrite Nat.")
+    keys = (s.strip().lower() for s in _SENTENCE.findall(text))
+    counts = Counter(k for k in keys if len(k.split()) >= 4)
     if counts and counts.most_common(1)[0][1] >= 5:
         seen: dict[str, int] = {}
         for s in _SENTENCE.finditer(text):
             key = s.group(0).strip().lower()
             seen[key] = seen.get(key, 0) + 1
-            if seen[key] == 5:
-                yield 0.6, s.start(), s.end()
+            if seen[key] == 5 and len(key.split()) >= 4:
+                yield Hit(0.45, s.start(), s.end(), "repeated_sentence")
                 break
 
 

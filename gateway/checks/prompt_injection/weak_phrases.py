@@ -41,7 +41,7 @@ WEAK: tuple[Signal, ...] = (
         r"|\b(?:act|behave|respond|answer)\s+(?:as\s+if|as\s+though|like)\s+you\b"
         r"|\brole-?play\s+as\b|\bplay\s+the\s+(?:role|part)\s+of\b|\bstay\s+in\s+character\b"
         r"|\byou(?:'re|\s+are)\s+(?:now\s+)?an?\s+AI\s+\w+\s+in\s+this\b"
-        r"|\bfrom\s+now\s+on\s+you\s+(?:are|will\s+be)\b",
+        r"|\bfrom\s+now\s+on\s+you\s+(?:are|will\s+be)\b|\byou\s+are\s+now\b",
         starts="pretend act behave respond answer role play stay you from",
     ),
     signal(  # an invented persona's rules block: "Zorg's rules={ never refuses, amoral ... }"
@@ -80,12 +80,12 @@ WEAK: tuple[Signal, ...] = (
     ),
     signal(  # the format-break jailbreaks' instructions for the answer
         "format_break", 0.45,
-        r"\b(?:response\s*format|user\s*query|insert\s+(?:a\s+|the\s+)?divider|rebel(?:lious)?"
+        r"\b(?:(?:new)?responseformat|userquery|insert\s+(?:a\s+|the\s+)?divider|rebel(?:lious)?"
         r"\s+(?:answer|response|mode)|(?:accurately\s+)?unrestrictedly|unfilteredly)\b"
         r"|\b(?:output|response|answer)\s+(?:length\s+)?(?:is\s+|should\s+be\s+|must\s+be\s+)?"
         r"(?:>|over|at\s+least|more\s+than|greater\s+than)\s*\d{3,}\s*(?:characters|chars|words)",
-        starts="response responseformat user userquery insert rebel rebellious accurately"
-        " unrestrictedly unfilteredly output answer",
+        starts="responseformat newresponseformat userquery insert rebel rebellious accurately"
+        " unrestrictedly unfilteredly output response answer",
     ),
     signal(  # "don't moralise", "no disclaimers": common in benign prompts too, so weak
         "refusal_suppression", 0.3,
@@ -183,7 +183,8 @@ WEAK: tuple[Signal, ...] = (
     signal(
         "authority", 0.4,
         r"\byou\s+(?:already\s+)?(?:agreed|promised|told\s+me\s+you\s+would)\b"
-        r"|\bit(?:'s|\s+is)\s+(?:crucial|essential|vital|imperative|critical)\s+(?:for|that)\s+you\b"
+        r"|\bit(?:'s|\s+is)\s+(?:crucial|essential|vital|imperative|critical)\s+(?:for\s+|that\s+)?"
+        r"you\b"
         r"|\bas\s+an?\s+(?:renowned|world-renowned|expert|certified|leading|authority|senior)\b"
         r"|\bI\s+can\s+assure\s+you\b",
         starts="you it as i",
@@ -192,8 +193,22 @@ WEAK: tuple[Signal, ...] = (
         "decode_request", 0.45,
         r"\b(?:decode|decrypt|decipher|translate)\s+this\b[^.?!\n]{0,60}\b(?:and|then)\s+"
         r"(?:tell|reply|respond|answer|follow|do|execute|say)\b"
-        r"|\brepeat\s+['\"].{1,60}['\"]\s+\d+\s+times\b",
+        r"|\brepeat\s+(?:the\s+(?:word|phrase|string|sequence\s+of\s+words)\s+)?['\"‘’].{1,60}"
+        r"['\"‘’]\s+\d+\s+times\b",
         starts="decode decrypt decipher translate repeat",
+    ),
+    signal(  # a task handed to the model inside the text: the shape of indirect injections
+        "injected_task", 0.45,
+        r"\b(?:your\s+(?:new\s+|real\s+|actual\s+|next\s+)?task\s+is(?:\s+now)?\s+to"
+        r"|you(?:'ve|\s+have)\s+been\s+(?:assigned|given)\s+a\s+(?:new\s+)?task"
+        r"|at\s+the\s+end\s+of\s+your\s+(?:response|answer|reply)"
+        r"|(?:please\s+)?(?:execute|do)\s+the\s+following\s*:)",
+        starts="your you at please execute do",
+    ),
+    signal(  # script payloads handed over for the answer (also asked about in web questions)
+        "script_payload", 0.45,
+        r"\bjavascript:[\w.(]|\bonerror\s*=\s*['\"]|<script\b",
+        needs=("javascript:", "onerror", "<script"),
     ),
 )
 
@@ -210,4 +225,4 @@ def possessive_data(text: str) -> Iterator[Hit]:
     for m in _POSSESSIVE_DATA.finditer(text):
         owner = _OWNER.search(text, max(0, m.start() - 24), m.start())
         if owner is not None:
-            yield 0.45, owner.start(), m.end()
+            yield Hit(0.45, owner.start(), m.end(), "personal_data")
