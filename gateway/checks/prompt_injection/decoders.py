@@ -129,7 +129,8 @@ def morse_spans(text: str) -> Iterator[tuple[int, int]]:
     if ("-" not in text and "." not in text) or MORSE_GATE.search(text) is None:
         return
     for m in MORSE.finditer(text):
-        tokens = m.group(0).replace("/", " / ").split()
+        # words apart by "/" or by two spaces or more
+        tokens = re.sub(r"\s*/\s*|\s{2,}", " / ", m.group(0)).split()
         decoded = "".join(" " if t == "/" else _MORSE_CODE.get(t, "") for t in tokens)
         if decoded.count(" ") >= 1 and len(decoded.replace(" ", "")) >= 8:
             yield m.start(), m.end()

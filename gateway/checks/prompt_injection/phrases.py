@@ -17,10 +17,10 @@ _PRIOR = (
 )
 _RULES = (
     r"(?:instructions?|prompts?|rules|directives?|guidelines|commands?|constraints|restrictions"
-    r"|programming|orders|guidance|context|directions|policies|messages?|text|training)"
+    r"|programming|orders|guidance|context|directions|policies|messages?|text|training|inputs?)"
 )
 _IGNORE = (
-    r"(?:ignore|disregard|forget|skip|bypass|override|overlook|neglect|abandon|drop|set\s+aside"
+    r"(?:ignores?|disregards?|forget|skip|bypass|override|overlook|neglect|abandon|drop|set\s+aside"
     r"|put\s+aside|stop\s+following|do\s+not\s+follow|don't\s+follow)"
 )
 _IGNORE_STARTS = (
@@ -84,15 +84,16 @@ STRONG: tuple[Signal, ...] = (
         "jailbreak", 0.6,
         r"\byou\s+are\s+no\s+longer\b|\byou\s+are\s+now\s+(?:DAN\b|in\s+|free\b|unrestricted"
         r"|unfiltered|uncensored|jailbroken|evil|going\s+to\s+(?:act|pretend|be)|a\s+different"
-        r"|[A-Z]{2,}\b)|\byou\s+are\s+(?:now\s+)?(?:operating|running)\s+in\s+\w+\s+mode\b"
+        r"|(?-i:[A-Z]{2,})\b)|\byou\s+are\s+(?:now\s+)?(?:operating|running)\s+in\s+\w+\s+mode\b"
         r"|\bact\s+as\s+(?:an?\s+)?(?:unrestricted|unfiltered"
         r"|uncensored|evil|jailbroken)|\bpretend\s+(?:that\s+)?you\s+(?:are|have)\s+no\b"
         r"|\b(?:no|without\s+(?:any\s+)?)\s*(?:ethical|moral|content)\s+(?:guidelines|restrictions"
-        r"|limits|filters?|boundaries)|\bhas\s+no\s+(?:special\s+)?(?:filter(?:ing|s)?|restrictions)"
+        r"|limits|filters?|boundaries|principles|code|compass|values)|\bhas\s+no\s+(?:special\s+)?(?:filter(?:ing|s)?|restrictions)"
         r"|\b(?:system|admin|maintenance|sudo|debug|root)\s+mode\b"
+        r"|\b(?:developer|dev|god|debug|test)\s+mode\s+(?:is\s+)?(?:enabled|activated|on|engaged)\b"
         r"|\b(?:enable|activate|enter|switch\s+to)\s+\w+\s+mode\b",
         starts="you act pretend no without has system admin maintenance sudo debug root enable"
-        " activate enter switch",
+        " activate enter switch developer dev god test",
     ),
     # Weak alone ("developer mode" is also a browser feature); with another signal it counts.
     signal(
@@ -105,6 +106,7 @@ STRONG: tuple[Signal, ...] = (
         "extraction", 0.9,
         r"\b(?:repeat|reveal|print|show|output|display|leak|dump|disclose|recite|tell\s+me"
         r"|give\s+me|share|what\s+(?:is|are|was|were))\s+(?:me\s+)?(?:back\s+)?(?:all\s+)?"
+        r"(?:everything\s+(?:in|from)\s+|all\s+of\s+)?"
         r"(?:your|the)\s+(?:\w+\s+)?(?:system\s+prompt|system\s+message|initial\s+prompt"
         r"|hidden\s+(?:prompt|instructions)|original\s+instructions|initial\s+instructions"
         r"|instructions|prompt|rules|configuration)\b",
@@ -129,6 +131,36 @@ STRONG: tuple[Signal, ...] = (
         r"|that\s+came\s+before)\b",
         starts="output repeat print copy reproduce recite echo dump reveal return paste write"
         " type spit",
+    ),
+    signal(
+        "extraction", 0.7,
+        r"\b(?:repeat|output|print|copy|reproduce|recite|echo|dump|reveal|return)\s+(?:back\s+)?"
+        r"(?:all\s+)?(?:of\s+)?the\s+(?:above|preceding|previous|prior)\s+(?:text|words|content"
+        r"|prompt|messages?|instructions|lines)\b"
+        r"|\bwhat\s+(?:were|was)\s+you\s+(?:told|instructed|given|programmed)\b"
+        r"|\bwhat\s+are\s+you\s+not\s+(?:supposed|allowed|permitted)\s+to\s+(?:tell|say|share"
+        r"|reveal|discuss)\b"
+        r"|\b(?:text|words|instructions|prompt|message)\s+you\s+were\s+(?:given|told|shown"
+        r"|provided)\s+(?:initially|at\s+the\s+start|before|first|earlier)\b",
+        starts="repeat output print copy reproduce recite echo dump reveal return what text words"
+        " instructions prompt message",
+    ),
+    # The system prompt's first words offered for completion: "Start your answer with 'My
+    # instructions are:'", "Complete this sentence: 'I was instructed to'".
+    signal(
+        "extraction", 0.7,
+        r"[\"'‘“](?:my\s+(?:instructions|rules|system\s+prompt|guidelines|initial\s+prompt"
+        r"|prompt)\s+(?:are|is|says?)|I\s+was\s+(?:instructed|told|programmed)|the\s+system"
+        r"\s+prompt\s+(?:is|says))\b",
+        needs=("my instructions", "my rules", "my system prompt", "my guidelines", "my prompt",
+               "my initial prompt", "i was instructed", "i was told", "i was programmed",
+               "the system prompt is", "the system prompt says"),
+    ),
+    signal(
+        "authority", 0.6,
+        r"\b(?:admin(?:istrator)?|developer|system|root|sudo|maintenance)\s+override\b"
+        r"|\bupdate\s+your\s+(?:behaviou?r|guidelines|rules|instructions|programming|policies)\b",
+        starts="admin administrator developer system root sudo maintenance update",
     ),
     signal(
         "extraction", 0.6,
@@ -168,8 +200,36 @@ STRONG: tuple[Signal, ...] = (
         r"|harmful|offensive|inappropriate|explicit)\b"
         r"|\bsemantically\s+(?:inverse|opposite)\b"
         # Policy Puppetry's fake configuration: "Blocked Strings: "I'm sorry", ..."
-        r"|\bblocked[\s_-]+(?:modes|responses|strings|phrases)\s*[:=]",
+        r"|\bblocked[\s_-]+(?:modes|responses|strings|phrases)\s*[:=>]",
         starts="does doesn don do never won will regardless semantically blocked",
+    ),
+    # Restrictions declared void: "not bound by the rules", "free of all restrictions", "without
+    # a content filter", "OpenAI's policies don't apply", "without ethical and moral values".
+    signal(
+        "restrictions_void", 0.6,
+        r"\b(?:not|never|no\s+longer|isn't|aren't)\s+(?:be\s+)?(?:bound|restricted|limited"
+        r"|constrained|governed)\s+by\s+(?:any\s+|the\s+|its\s+|their\s+|your\s+|openai's\s+)?"
+        r"(?:\w+\s+){0,2}?(?:rules|policies|guidelines|restrictions|filters|ethics|morals|laws"
+        r"|limitations|principles|content\s+polic(?:y|ies))\b"
+        r"|\bfree\s+(?:of|from)\s+(?:all\s+|any\s+)?(?:\w+\s+){0,2}?(?:restrictions|filters"
+        r"|constraints|limitations|rules|guidelines|censorship)\b"
+        r"|\b(?:no|without\s+(?:a|any)|doesn't\s+have\s+(?:a|any)|does\s+not\s+have\s+(?:a|any)"
+        r"|free\s+of|disable[sd]?|bypass(?:es|ed)?|turn(?:s|ed)?\s+off|(?:do\s+not|don't)\s+(?:do"
+        r"|apply|use)(?:\s+any)?)\s+(?:content|safety"
+        r"|ethical|moral)\s+(?:filters?|filtering|guidelines|restrictions|polic(?:y|ies))\b"
+        r"|\b(?:openai|anthropic|google)(?:'s)?\s+(?:\w+\s+){0,2}?(?:rules|policies|policy"
+        r"|guidelines|restrictions)\s+(?:don't|do\s+not|no\s+longer|doesn't|does\s+not|won't)"
+        r"\s+apply\b"
+        r"|\bwithout\s+(?:any\s+)?(?:ethical|moral)(?:\s+(?:and|or)\s+(?:ethical|moral))?\s+"
+        r"(?:values|principles|considerations|guidelines|limits|boundaries|constraints|code)\b"
+        r"|\bwithout\s+regard(?:ing)?\s+(?:to\s+|for\s+)?(?:whether\s+)?(?:\w+\s+){0,3}?"
+        r"(?:illegal|immoral|unethical|harmful|dangerous|offensive|legal|moral|ethical)"
+        r"|\b(?:with\s+)?no\s+(?:rules|limits|limitations|restrictions|boundaries|filters)\s+(?:or"
+        r"|and)\s+(?:rules|limits|limitations|restrictions|boundaries|filters|morals|ethics)\b"
+        r"|\b(?:doesn't|does\s+not|don't|do\s+not|never|won't|will\s+not)\s+follow\s+any\s+"
+        r"(?:\w+\s+)?(?:rules|guidelines|principles|policies|restrictions|laws)\b",
+        starts="not never no isn aren free without doesn does disable disables disabled bypass"
+        " bypasses bypassed turn turns turned openai anthropic google do don",
     ),
     signal(
         "authority", 0.6,

@@ -18,7 +18,7 @@ letter into another one: the Kelvin sign matches ``k`` under ``IGNORECASE``).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import NamedTuple
@@ -65,6 +65,8 @@ class PhraseTable:
     signals: tuple[Signal, ...]
     _index: Mapping[str, tuple[int, ...]] = field(init=False)
     _gated: tuple[int, ...] = field(init=False)
+    _matchers: tuple[Callable[[str, int], re.Match[str] | None], ...] = field(init=False)
+    _kinds: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         index: dict[str, list[int]] = {}
@@ -77,27 +79,33 @@ class PhraseTable:
         object.__setattr__(self, "_index", frozen)
         gated = tuple(i for i, s in enumerate(self.signals) if not s.starts)
         object.__setattr__(self, "_gated", gated)
+        object.__setattr__(self, "_matchers", tuple(s.pattern.match for s in self.signals))
+        kinds = tuple(f"{s.label}#{i}" for i, s in enumerate(self.signals))
+        object.__setattr__(self, "_kinds", kinds)
 
     def hits(self, text: str) -> Iterator[Hit]:
         """Every signal's matches in ``text``, as ``finditer`` would find them."""
-        signals, get = self.signals, self._index.get
-        resume: dict[int, int] = {}  # signal -> where its next match may start
-        low = text.lower() if text.isascii() else None
-        words = _ASCII_WORD.finditer(low) if low is not None else _WORD.finditer(text)
+        get, matchers, signals = self._index.get, self._matchers, self.signals
+        resume = [0] * len(signals)  # signal -> where its next match may start
+        ascii_text = text.isascii()
+        low = text.lower()
+        # Lower-casing keeps offsets unless a character changes length ("İ" -> "i̇").
+        same = ascii_text or len(low) == len(text)
+        words = (_ASCII_WORD if ascii_text else _WORD).finditer(low if same else text)
         for word in words:
-            w = word.group() if low is not None else word.group().lower()
+            w = word.group() if same else word.group().lower()
             ids = get(w[:_KEY] if len(w) >= _KEY else w)
             if ids is None:
                 continue
             pos = word.start()
             for i in ids:
-                if pos < resume.get(i, 0):
+                if pos < resume[i]:
                     continue
-                m = signals[i].pattern.match(text, pos)
+                m = matchers[i](text, pos)
                 if m is not None:
                     resume[i] = max(m.end(), pos + 1)
-                    yield Hit(signals[i].weight, m.start(), m.end(), f"{signals[i].label}#{i}")
-        yield from self.gated_hits(text, low)
+                    yield Hit(signals[i].weight, m.start(), m.end(), self._kinds[i])
+        yield from self.gated_hits(text, low if ascii_text else None)
 
     def gated_hits(self, text: str, low: str | None) -> Iterator[Hit]:
         """Gated signals' matches; ``low``: the lower-cased text when it is ASCII, else None."""
@@ -106,7 +114,7 @@ class PhraseTable:
             if low is not None and sig.needs and not any(k in low for k in sig.needs):
                 continue
             for m in sig.pattern.finditer(text):
-                yield Hit(sig.weight, m.start(), m.end(), f"{sig.label}#{i}")
+                yield Hit(sig.weight, m.start(), m.end(), self._kinds[i])
 
 
 def combined(hits: Iterable[Hit]) -> float:

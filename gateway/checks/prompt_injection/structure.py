@@ -28,7 +28,8 @@ _END_MARKER = re.compile(
     r"|begin_of_text|assistant|user)\|>"
     r"|\[/?(?:END|START|BEGIN)(?:\s+OF)?\s+(?:(?:USER|SYSTEM|MODEL)\s+)?(?:INPUT|OUTPUT|PROMPT"
     r"|SYSTEM|INSTRUCTIONS?|CONVERSATION|TEXT|QUERY|RESPONSE|CONTEXT)\]"
-    r"|^\s*[=#*-]*\s*END\s+OF\s+(?:USER\s+)?(?:INPUT|PROMPT|INSTRUCTIONS|CONVERSATION)\b",
+    r"|^\s*[=#*-]*\s*END\s+OF\s+(?:USER\s+)?(?:INPUT|PROMPT|INSTRUCTIONS|CONVERSATION)\b"
+    r"|<\|?/?(?:END|START)[-_ ](?:OF[-_ ])?(?:RESPONSE|INPUT|OUTPUT|PROMPT|TEXT|QUERY)\|?>",
     re.MULTILINE,
 )
 # Dividers of the format-break jailbreaks: ".-.-.-.-", "=/L\O/V\E/", "⊰•-•✧•-•-⦑".
@@ -76,7 +77,7 @@ def structure_hits(text: str, strong: Callable[[str], bool]) -> Iterator[Hit]:
 
 def format_break_hits(text: str) -> Iterator[Hit]:
     """End-of-input markers, dividers, box-drawn notices and shouted overrides."""
-    if "<|" in text or "[" in text or "END OF" in text:
+    if "<|" in text or "[" in text or "END" in text:
         for m in _END_MARKER.finditer(text):
             yield Hit(0.5, m.start(), m.end(), "end_marker")
     if ".-" in text or "-." in text or "L\\O" in text or "•" in text:

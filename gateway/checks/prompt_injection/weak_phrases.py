@@ -44,6 +44,47 @@ WEAK: tuple[Signal, ...] = (
         r"|\bfrom\s+now\s+on\s+you\s+(?:are|will\s+be)\b|\byou\s+are\s+now\b",
         starts="pretend act behave respond answer role play stay you from",
     ),
+    signal(  # taking on another AI's persona
+        "persona", 0.4,
+        r"\bimmerse\s+yourself\s+(?:in|into)\s+(?:the\s+)?role\b|\bsimulate\s+being\b"
+        r"|\byou\s+are\s+going\s+to\s+(?:act|pretend|play|behave)\s+(?:as|like|to\s+be)\b"
+        r"|\btake\s+on\s+(?:the\s+)?(?:\w+\s+){0,2}persona\b|\byour\s+name\s+is\s+now\b",
+        starts="immerse simulate you take your",
+    ),
+    signal(  # dual answers: "one normal, one as the unfiltered persona"
+        "dual_response", 0.5,
+        r"\b(?:respond|answer|reply)\s+(?:to\s+(?:me|every\s+\w+|each\s+\w+)\s+)?in\s+two\s+"
+        r"(?:different\s+|separate\s+)?ways\b"
+        r"|\b(?:answer|respond\s+to)\s+(?:every|each)\s+(?:question|prompt|message)\s+in\s+two\s+"
+        r"(?:different\s+|separate\s+)?(?:ways|styles)\b"
+        r"|\b(?:give|provide|write|generate)\s+(?:me\s+)?two\s+(?:different\s+|separate\s+)?"
+        r"(?:responses|answers|outputs)\b"
+        r"|\btwo\s+(?:different\s+|separate\s+)?(?:responses|answers|outputs),?\s+one\b",
+        starts="respond answer reply give provide write generate two",
+    ),
+    signal(
+        "refusal_suppression", 0.5, r"\bno\s+(?:morals|ethics|moral\s+compass|conscience)\b",
+        starts="no",
+    ),
+    signal(  # harm declared acceptable: "nsfw is allowed", "loves everything illegal"
+        "harm_allowed", 0.5,
+        r"\b(?:nsfw|illegal\s+(?:acts|activities|content|things)|explicit\s+content|profanity"
+        r"|swearing|violence|gore)\s+(?:is|are)\s+(?:\w+\s+)?(?:allowed|permitted|fine|acceptable"
+        r"|encouraged)\b"
+        r"|\b(?:loves|backs|supports|encourages|promotes|condones|enjoys)\s+(?:\w+\s+){0,2}?"
+        r"(?:illegal|unethical|immoral|inhumane|harmful|evil)\b"
+        r"|\beven\s+if\s+(?:it(?:'s|\s+is)\s+|the\s+(?:request|content|answer)\s+(?:is\s+)?)?"
+        r"(?:illegal|unethical|immoral|harmful|dangerous|offensive|harms)\b"
+        r"|\b(?:everything|anything)\s+(?:is\s+)?(?:legal|permitted)\b",
+        starts="nsfw illegal explicit profanity swearing violence gore loves backs supports"
+        " encourages promotes condones enjoys even everything anything",
+    ),
+    signal(  # the model's opposite: "the complete opposite of ChatGPT"
+        "persona", 0.45,
+        r"\b(?:complete|exact|total)\s+opposite\s+of\s+(?:ChatGPT|GPT|Claude|Gemini|the\s+AI"
+        r"|what\s+(?:ChatGPT|you|GPT))\b|\bopposite\s+personality\b",
+        starts="complete exact total opposite",
+    ),
     signal(  # an invented persona's rules block: "Zorg's rules={ never refuses, amoral ... }"
         "persona_rules", 0.45,
         # (the literal first, so that ``re`` skips to it; the look-behind wants a name before)
@@ -101,11 +142,15 @@ WEAK: tuple[Signal, ...] = (
         r"|\bwhere\s+we\s+(?:state|say|claim|declare)\b"
         r"|\b(?:consider|treat|take)\s+the\s+(?:output|answer|result|conclusion|sum|total)\s+"
         r"(?:as|to\s+be)\b"
-        r"|\bthe\s+(?:output|answer|result)\s+(?:could|should|would|must)\s+be\s+['\"]"
+
         r"|\b(?:common|standard|best)\s+practice\s+to\s+(?:say|state|tell|include|add|mention)\b"
         r"|\b(?:click|follow)\s+(?:this|the)\s+link\b[^.\n]{0,40}\b(?:password|verify|account"
         r"|log\s*in)",
         starts="let we where consider treat take the common standard best click follow",
+    ),
+    signal(  # "the answer should be 'X'": planted, or a worked example in a coding task
+        "assertion", 0.35, r"\bthe\s+(?:output|answer|result)\s+(?:could|should|would|must)\s+be"
+        r"\s+['\"]", starts="the",
     ),
     signal(  # content the model is asked to process: the carrier of indirect injections
         "document", 0.3,
@@ -199,11 +244,13 @@ WEAK: tuple[Signal, ...] = (
     ),
     signal(  # a task handed to the model inside the text: the shape of indirect injections
         "injected_task", 0.45,
-        r"\b(?:your\s+(?:new\s+|real\s+|actual\s+|next\s+)?task\s+is(?:\s+now)?\s+to"
-        r"|you(?:'ve|\s+have)\s+been\s+(?:assigned|given)\s+a\s+(?:new\s+)?task"
+        r"\b(?:your\s+(?:new|real|actual|true)\s+task\s+is(?:\s+now)?\s+to"
+        r"|you(?:'ve|’ve|\s+have)\s+been\s+(?:assigned|given)\s+a\s+(?:new\s+)?task"
+        r"|(?:to\s+)?(?:enable|activate)\s+debug(?:ging)?\s+(?:mode\s+)?(?:please\s+)?"
+        r"|the\s+system\s+is\s+(?:experiencing|having)\s+(?:errors|issues|problems)"
         r"|at\s+the\s+end\s+of\s+your\s+(?:response|answer|reply)"
         r"|(?:please\s+)?(?:execute|do)\s+the\s+following\s*:)",
-        starts="your you at please execute do",
+        starts="your you at please execute do to enable activate the",
     ),
     signal(  # script payloads handed over for the answer (also asked about in web questions)
         "script_payload", 0.45,
