@@ -161,6 +161,14 @@ def test_pii_person_with_spacy_model() -> None:
             "10 Downing Street, London SW1A 2AA",
         ),
         ("Address:\n42 Maple Ave, Toronto M5V 2T6", "42 Maple Ave, Toronto M5V 2T6"),
+        # USPS suffixes beyond the common ones, after an escaped newline inside a JSON string
+        (
+            '{"note": "Address:\\n74869 Michael Turnpike Apt. 312, Soniamouth 14042"}',
+            "74869 Michael Turnpike Apt. 312, Soniamouth 14042",
+        ),
+        ("Flat 6\nPeter Lock, Smithstad M0 0PE", "Flat 6\nPeter Lock, Smithstad M0 0PE"),
+        ("Lieferadresse: Goethestraße 12, 10115 Berlin.", "Goethestraße 12, 10115 Berlin"),
+        ("Envoyez-le au 12, rue de la Paix, 75002 Paris.", "12, rue de la Paix, 75002 Paris"),
     ],
 )
 def test_pii_street_address_when_ner_is_on(text: str, address: str) -> None:
