@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import re
 import statistics
 import time
@@ -167,15 +168,19 @@ def review(row: dict[str, Any]) -> str | None:
 def bench_secrets(data: Path) -> dict[str, Any]:
     check = build_check("secrets", {})
     rows = [json.loads(line) for line in (data / "secrets/secret_vectors.jsonl").open()]
-    raw, reviewed = PR(), PR()
+    raw, reviewed, blocking = PR(), PR(), PR()
     excluded: Counter[str] = Counter()
     missed_kinds: Counter[str] = Counter()
     for row in rows:
-        pred = bool(check.scan(row["text"], IN))
-        for pr in (raw,) + (() if (why := review(row)) else (reviewed,)):
-            pr.tp += pred and row["label"]
-            pr.fp += pred and not row["label"]
-            pr.fn += (not pred) and row["label"]
+        found = check.scan(row["text"], IN)
+        pred = bool(found)
+        # block/flag rules pass findings marked as documentation examples or placeholders
+        blocked = any(not f.example for f in found)
+        why = review(row)
+        for pr, p in ((raw, pred), *(() if why else ((reviewed, pred), (blocking, blocked)))):
+            pr.tp += p and row["label"]
+            pr.fp += p and not row["label"]
+            pr.fn += (not p) and row["label"]
         if why:
             excluded[why] += 1
         elif row["label"] and not pred:
@@ -183,6 +188,7 @@ def bench_secrets(data: Path) -> dict[str, Any]:
     return {
         "raw": raw,
         "reviewed": reviewed,
+        "blocking": blocking,
         "n": len(rows),
         "excluded": excluded,
         "missed": missed_kinds,
@@ -240,10 +246,10 @@ def bench_speed(repeat: int = 300) -> dict[str, dict[str, float]]:
         for _ in range(repeat):
             total = 0.0
             for name, check in checks.items():
-                t0 = time.perf_counter()
+                t0 = time.thread_time()  # CPU time: waiting for a shared core is not counted
                 if check.prefilter(text):
                     check.scan(text, IN)
-                dt = (time.perf_counter() - t0) * 1000
+                dt = (time.thread_time() - t0) * 1000
                 timings[name].append(dt)
                 total += dt
             timings["combined"].append(total)
@@ -308,7 +314,7 @@ def render(data: Path) -> str:
         "heuristic (`detect_prompt_injection_using_heuristic_on_input`, default 0.75) on every "
         "string; rebuff's own code takes 30 s to 4 min per 1-2 KB prompt, so its score is "
         "computed by an exact reimplementation checked against it (below). Latency: p50 of one "
-        "`scan` per KB over the set's texts, one core of a shared 2-core host.",
+        "`scan` per KB over the set's texts, on the thread's CPU clock.",
         "",
         *report.injection(),
         "",
@@ -344,8 +350,16 @@ def render(data: Path) -> str:
         "| --- | ---: | ---: | ---: |",
         f"| all rows, labels as given | {sec['n']} | {_pct(sec['raw'].precision)} | "
         f"{_pct(sec['raw'].recall)} |",
-        f"| reviewed (exclusions below) | {sec['n'] - sum(sec['excluded'].values())} | "
-        f"{_pct(sec['reviewed'].precision)} | {_pct(sec['reviewed'].recall)} |",
+        f"| reviewed (exclusions below), every finding (`mask`/`redact`) | "
+        f"{sec['n'] - sum(sec['excluded'].values())} | {_pct(sec['reviewed'].precision)} | "
+        f"{_pct(sec['reviewed'].recall)} |",
+        f"| reviewed, findings not marked as examples (`block`/`flag`) | "
+        f"{sec['n'] - sum(sec['excluded'].values())} | {_pct(sec['blocking'].precision)} | "
+        f"{_pct(sec['blocking'].recall)} |",
+        "",
+        "Most negatives the check reports are placeholders with a vendor's real prefix and length "
+        "(`ghp_xxxx…`, `AKIAXXXXXXXXXXXXXXXX`, `glc_1111…`) and documentation examples: "
+        "`mask`/`redact` replace them (a wrong guess costs nothing), `block`/`flag` pass them.",
         "",
         "Excluded from the reviewed figures: "
         + "; ".join(f"{why}: {n}" for why, n in sec["excluded"].most_common()) + ". "
@@ -367,12 +381,15 @@ def render(data: Path) -> str:
         "",
         "## Latency",
         "",
-        "p50 milliseconds per KB of prefilter + scan (texts under 256 bytes count as 0.25 KB):",
+        "p50 milliseconds per KB of prefilter + scan, measured with the thread's CPU clock, so "
+        "that other work on the shared host does not inflate it (texts under 256 bytes count as "
+        f"0.25 KB; load average during this run: {os.getloadavg()[0]:.1f} on "
+        f"{os.cpu_count()} cores; the injection table's latency columns use the same clock):",
         "",
         *report.latency(),
         "",
-        "p50 of 300 runs of prefilter + scan on one 1 KB prompt (clean prose with small numbers; "
-        "the same with an e-mail, a phone number and an IP):",
+        "p50 of 300 runs of prefilter + scan on one 1 KB prompt, CPU clock (clean prose with "
+        "small numbers; the same with an e-mail, a phone number and an IP):",
         "",
         "| check | clean p50 ms | PII-bearing p50 ms |",
         "| --- | ---: | ---: |",
