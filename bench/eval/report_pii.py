@@ -124,7 +124,8 @@ def ner_section() -> list[str]:
     plain = build_check("pii", {})
     lines = [
         f"Cost, measured: building the check with `spacy_model: {SPACY_MODEL}` takes "
-        f"{cost['load_s']:.2f} s of CPU and {cost['rss_mb']:.0f} MB of resident memory more than the "
+        f"{cost['load_s']:.2f} s of CPU and {cost['rss_mb']:.0f} MB of resident memory more than "
+        "the "
         "pattern-only check (in a fresh process, after presidio itself is loaded).",
         "",
         "| split | entity | gold | NER on P | R | F1 | latency p50 ms/KB NER on | pattern-only |",
