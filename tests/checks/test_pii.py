@@ -93,6 +93,9 @@ PHONE_CASES = [
     ("Fax: 345-899-3560x4587", ["345-899-3560x4587"]),
     ("Mobile: 03.93.92.16.85", ["03.93.92.16.85"]),
     ("(579)888-3058 fax", ["(579)888-3058"]),
+    # North America's trunk "1" before an area code in parentheses, in a CSV row
+    ('Jo,jo@example.org,1 (465) 535-6659,"64837 Perry Stream"', ["1 (465) 535-6659"]),
+    ("I have 1 (2) 3 items and version 1 (465) notes", []),
     # other numbers: dates, IPs, SSN shape, ISBN, card-like groups, lists, money, hex dumps
     ("released 2023-05-12 and 12.05.2023", []),
     ("version 256.256.256.256", []),
