@@ -269,6 +269,8 @@ REPRODUCE = [
     "PYTHONPATH=. .venv/bin/python -m bench.eval.splits   # the injection sets, dedup counts",
     "PYTHONPATH=. .venv/bin/python -m bench.eval.train_injection_model   # retrain the model tier",
     "PYTHONPATH=. .venv/bin/python -m bench.eval.report_pii   # PII and NER sections alone",
+    "PYTHONPATH=. .venv/bin/python -m bench.eval.speed_compare   # injection speed before/after:"
+    " bench/INJECTION_SPEED.md",
     "```",
 ]
 
