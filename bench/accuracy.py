@@ -275,6 +275,23 @@ REPRODUCE = [
 ]
 
 
+# Written by hand, not measured: how the held-out sets were used while this work went on.
+_HELD_OUT_NOTE = [
+    "".join([
+        'What the held-out figures are worth: the held-out injection sets were scored three times',
+        ' while this work went on (after the first model, after the model became an OR beside the',
+        ' heuristics, and once more after the last heuristics from the tuning sets), never tuned ',
+        'on row by row; the first comparison printed the openings of three held-out jailbreaks wh',
+        'ose verdict changed. The role-play held-out templates were written after the heuristics ',
+        'and the model were frozen and scored once. Goals of issue 19: recall >= 0.85 on jailbrea',
+        'ks is met held out on in-the-wild jailbreaks (0.947) and over all held-out attacks (0.88',
+        '6), not on the newest ones (0.778); a false-positive rate <= 0.5 % is met on the dev set',
+        's (0 of 1,150) and on the held-out OpenAI-evals tasks (4 of 783), not over all held-out ',
+        'benign prompts (15 of 1,066; 6 of them are 8 near-identical annotator prompts).',
+    ]),
+]
+
+
 def render(data: Path) -> str:
     from bench.eval import report, report_pii
 
@@ -319,6 +336,8 @@ def render(data: Path) -> str:
         "`scan` per KB over the set's texts, on the thread's CPU clock.",
         "",
         *report.injection(),
+        "",
+        *_HELD_OUT_NOTE,
         "",
         "Dev, CyberSecEval by attack variant (heuristics): "
         + ", ".join(f"{v} {f}/{n}" for v, (f, n) in inj["by_variant"].items()) + ".",
