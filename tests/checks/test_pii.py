@@ -93,6 +93,9 @@ PHONE_CASES = [
     ("Fax: 345-899-3560x4587", ["345-899-3560x4587"]),
     ("Mobile: 03.93.92.16.85", ["03.93.92.16.85"]),
     ("(579)888-3058 fax", ["(579)888-3058"]),
+    # North America's trunk "1" before an area code in parentheses, in a CSV row
+    ('Jo,jo@example.org,1 (465) 535-6659,"64837 Perry Stream"', ["1 (465) 535-6659"]),
+    ("I have 1 (2) 3 items and version 1 (465) notes", []),
     # other numbers: dates, IPs, SSN shape, ISBN, card-like groups, lists, money, hex dumps
     ("released 2023-05-12 and 12.05.2023", []),
     ("version 256.256.256.256", []),
@@ -161,6 +164,14 @@ def test_pii_person_with_spacy_model() -> None:
             "10 Downing Street, London SW1A 2AA",
         ),
         ("Address:\n42 Maple Ave, Toronto M5V 2T6", "42 Maple Ave, Toronto M5V 2T6"),
+        # USPS suffixes beyond the common ones, after an escaped newline inside a JSON string
+        (
+            '{"note": "Address:\\n74869 Michael Turnpike Apt. 312, Soniamouth 14042"}',
+            "74869 Michael Turnpike Apt. 312, Soniamouth 14042",
+        ),
+        ("Flat 6\nPeter Lock, Smithstad M0 0PE", "Flat 6\nPeter Lock, Smithstad M0 0PE"),
+        ("Lieferadresse: Goethestraße 12, 10115 Berlin.", "Goethestraße 12, 10115 Berlin"),
+        ("Envoyez-le au 12, rue de la Paix, 75002 Paris.", "12, rue de la Paix, 75002 Paris"),
     ],
 )
 def test_pii_street_address_when_ner_is_on(text: str, address: str) -> None:

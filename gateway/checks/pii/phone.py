@@ -67,7 +67,8 @@ _RUN = re.compile(
     re.IGNORECASE,
 )
 _SHAPE = re.compile(
-    r"(?:(?P<intl>\+\d{1,3}|00\d{1,3})(?P<trunk>[ .\-]?\(0\))?[ .\-]?)?"
+    # (a bare "1" before a three-digit area code in parentheses: North America's "1 (465) ...")
+    r"(?:(?P<intl>\+\d{1,3}|00\d{1,3}|1(?=[ .\-]?\(\d{3}\)))(?P<trunk>[ .\-]?\(0\))?[ .\-]?)?"
     r"(?:\((?P<area>\d{1,5})\)[ .\-]?)?"
     r"(?P<body>\d{1,12}(?:[ .\-]\d{1,8}){0,6})"
     r"(?P<ext>[ ]?(?:x|ext\.?|extension)[ ]?\d{1,6})?",
